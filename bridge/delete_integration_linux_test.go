@@ -1,0 +1,292 @@
+package bridge
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapbridge/tapbridge/bridge/owner"
+	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/internal/netns"
+	"github.com/tapbridge/tapbridge/network"
+	"github.com/tapbridge/tapbridge/types"
+)
+
+func TestIntegrationDelete(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := t.Context()
+	// Another instance on the same bridge with a VM of the same ID, and a
+	// foreign device named like one of our TAPs could be.
+	other := f.newBridge(t, nil)
+	foreign := owner.Name("vm-del-a", 7, 0)
+	f.addForeignTAP(t, foreign)
+	f.ip(t, "link", "set", foreign, "master", testBridge)
+	otherRecs := mustConfig(t, other, "vm-del-a", 2, nil)
+
+	a := f.config(t, "vm-del-a", 4, &types.VMConfig{CPU: 2})
+	f.config(t, "vm-del-b", 1, nil)
+	c := f.config(t, "vm-del-c", 2, nil)
+	// A gap in vm-del-a's NIC indices: NIC 1 was deleted by someone else.
+	f.ip(t, "link", "del", a[1].Tap)
+	// vm-del-c's NIC 0 was renamed: Delete finds it by its alternative
+	// name, not by the name Config gave it.
+	f.ip(t, "link", "set", c[0].Tap, "down")
+	f.ip(t, "link", "set", c[0].Tap, "name", "renamed0")
+
+	ids := []string{"vm-del-a", "vm-del-a", "vm-never", "", "vm/x", "vm-del-b", "vm-del-c", "vm-del-b"}
+	got, err := f.b.Delete(ctx, ids)
+	want := []string{"vm-del-a", "vm-never", "vm-del-b", "vm-del-c"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Delete(%q) = %q, want %q", ids, got, want)
+	}
+	errIs(t, "Delete with invalid IDs", err, ErrInvalidArgument, owner.ErrInvalidVMID)
+	if err != nil && !strings.Contains(err.Error(), `"vm/x"`) {
+		t.Errorf("Delete error %q does not name the invalid ID vm/x", err)
+	}
+	for _, id := range []string{"vm-del-a", "vm-del-b", "vm-del-c"} {
+		f.checkNoTAPs(t, id)
+	}
+	if _, ok := f.links(t)["renamed0"]; ok {
+		t.Errorf("renamed TAP renamed0 of vm-del-c survived Delete")
+	}
+	// Only our TAPs went.
+	if l := f.links(t)[foreign]; l == nil || l.Master != testBridge {
+		t.Errorf("foreign device %s = %+v, want it untouched on %s", foreign, l, testBridge)
+	}
+	if err := other.Verify(ctx, "vm-del-a"); err != nil {
+		t.Errorf("other instance's Verify(vm-del-a) = %v, want nil", err)
+	}
+	if n := len(f.vmTAPs(t, other.inst, "vm-del-a")); n != len(otherRecs) {
+		t.Errorf("other instance's vm-del-a has %d TAPs, want %d", n, len(otherRecs))
+	}
+	if fdb := f.fdb(t); len(fdb) != 2*len(otherRecs)+1 {
+		t.Errorf("FDB after Delete = %+v, want only the other instance's and the foreign port's entries", fdb)
+	}
+
+	// Idempotent.
+	got, err = f.b.Delete(ctx, want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("Delete(%q) again = %q, %v; want %q, nil", want, got, err, want)
+	}
+	// Only invalid IDs: nothing deleted, every ID reported.
+	got, err = f.b.Delete(ctx, []string{"..", "a b"})
+	if len(got) != 0 {
+		t.Errorf("Delete of invalid IDs = %q, want none", got)
+	}
+	errIs(t, "Delete of invalid IDs", err, ErrInvalidArgument)
+	if err != nil && (!strings.Contains(err.Error(), `".."`) || !strings.Contains(err.Error(), `"a b"`)) {
+		t.Errorf("Delete of invalid IDs = %q, want both IDs named", err)
+	}
+	// Empty list.
+	if got, err := f.b.Delete(ctx, nil); len(got) != 0 || err != nil {
+		t.Errorf("Delete(nil) = %q, %v; want none, nil", got, err)
+	}
+
+	// A VM made by another process (here another Bridge of the same
+	// instance): this Bridge has no record of it and finds it by its
+	// alternative names.
+	same := f.newBridge(t, &config.Config{RootDir: f.dir})
+	d := mustConfig(t, same, "vm-del-d", 3, nil)
+	f.ip(t, "link", "del", d[0].Tap) // and a gap at NIC 0
+	if got, err := f.b.Delete(ctx, []string{"vm-del-d"}); err != nil || !slices.Equal(got, []string{"vm-del-d"}) {
+		t.Errorf("Delete(vm-del-d) = %q, %v; want [vm-del-d], nil", got, err)
+	}
+	f.checkNoTAPs(t, "vm-del-d")
+	f.checkLinks(t, append([]string{"lo", testBridge, foreign}, otherRecs[0].Tap, otherRecs[1].Tap))
+}
+
+// TestIntegrationDeleteReaper runs Delete asynchronously. The reaper's
+// interval is an hour so that only Flush and StopReaper delete: the test
+// then does not depend on timing.
+func TestIntegrationDeleteReaper(t *testing.T) {
+	f := newFixture(t, &config.Config{ReapInterval: time.Hour, ReapBatch: 1000})
+	ctx := t.Context()
+	f.b.StartReaper()
+	f.b.StartReaper() // a no-op
+
+	a := f.config(t, "vm-r1", 2, nil)
+	if got, err := f.b.Delete(ctx, []string{"vm-r1", "bad/id"}); !slices.Equal(got, []string{"vm-r1"}) || !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Delete(vm-r1, bad/id) with the reaper = %q, %v; want [vm-r1] and an invalid-argument error", got, err)
+	}
+	if st := f.b.Stats(); st.Queued != 1 || st.Cycles != 0 || st.Reaped != 0 {
+		t.Errorf("Stats() after one Delete = %+v, want 1 queued, nothing reaped", st)
+	}
+	if err := f.b.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-r1")
+	for _, r := range a {
+		if e := f.fdbFor(t, r.Mac); len(e) != 0 {
+			t.Errorf("FDB entry for %s left after Flush: %+v", r.Mac, e)
+		}
+	}
+	if st := f.b.Stats(); st.Queued != 0 || st.Cycles != 1 || st.Reaped != 1 || st.Failed != 0 || st.LastErr != nil {
+		t.Errorf("Stats() after Flush = %+v, want 1 cycle, 1 reaped", st)
+	}
+
+	// Config of a VM whose deletion is queued: the deletion happens
+	// first, then the VM is made anew, and the reaper leaves it alone.
+	r2 := f.config(t, "vm-r2", 2, nil)
+	if _, err := f.b.Delete(ctx, []string{"vm-r2"}); err != nil {
+		t.Fatalf("Delete(vm-r2) = %v", err)
+	}
+	again := f.config(t, "vm-r2", 2, nil)
+	for i := range again {
+		if again[i].Tap != r2[i].Tap {
+			t.Errorf("Config(vm-r2) after its queued Delete: nic %d on %s, want the freed name %s", i, again[i].Tap, r2[i].Tap)
+		}
+	}
+	if err := f.b.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	f.checkNICs(t, "vm-r2", again, false)
+	if err := f.b.Verify(ctx, "vm-r2"); err != nil {
+		t.Errorf("Verify(vm-r2) after Config, Delete, Config, Flush = %v, want nil", err)
+	}
+
+	// A VM this Bridge did not make (another Bridge of the instance did):
+	// queued by ID, found by alternative name when reaped.
+	same := f.newBridge(t, &config.Config{RootDir: f.dir})
+	mustConfig(t, same, "vm-r3", 2, nil)
+	if _, err := f.b.Delete(ctx, []string{"vm-r3", "vm-r3", "vm-never"}); err != nil {
+		t.Fatalf("Delete(vm-r3) = %v", err)
+	}
+	if st := f.b.Stats(); st.Queued != 2 {
+		t.Errorf("Stats().Queued after Delete(vm-r3, vm-r3, vm-never) = %d, want 2", st.Queued)
+	}
+	if err := f.b.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-r3")
+
+	// StopReaper drains the queue.
+	f.config(t, "vm-r4", 3, nil)
+	if _, err := f.b.Delete(ctx, []string{"vm-r4"}); err != nil {
+		t.Fatalf("Delete(vm-r4) = %v", err)
+	}
+	if err := f.b.StopReaper(ctx); err != nil {
+		t.Fatalf("StopReaper() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-r4")
+	if st := f.b.Stats(); st != (ReaperStats{}) {
+		t.Errorf("Stats() without a reaper = %+v, want zero", st)
+	}
+	if err := f.b.StopReaper(ctx); err != nil {
+		t.Errorf("StopReaper() again = %v, want nil", err)
+	}
+	if err := f.b.Flush(ctx); err != nil {
+		t.Errorf("Flush() without a reaper = %v, want nil", err)
+	}
+	// Delete is synchronous again.
+	f.config(t, "vm-r5", 1, nil)
+	if _, err := f.b.Delete(ctx, []string{"vm-r5"}); err != nil {
+		t.Fatalf("Delete(vm-r5) = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-r5")
+	f.checkNICs(t, "vm-r2", again, false)
+	f.checkLinks(t, []string{"lo", testBridge, again[0].Tap, again[1].Tap})
+}
+
+// TestIntegrationDeleteReaperRuns lets the reaper delete on its own, on its
+// default interval; the test waits for it with a generous deadline.
+func TestIntegrationDeleteReaperRuns(t *testing.T) {
+	f := newFixture(t, &config.Config{ReapInterval: time.Millisecond})
+	f.b.StartReaper()
+	ids := vmIDs("vm-auto", 5)
+	for _, id := range ids {
+		f.config(t, id, 2, nil)
+	}
+	if got, err := f.b.Delete(t.Context(), ids); err != nil || !slices.Equal(got, ids) {
+		t.Fatalf("Delete(%q) = %q, %v", ids, got, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := f.b.Stats()
+		if st.Reaped == len(ids) {
+			break
+		}
+		if st.Failed > 0 || time.Now().After(deadline) {
+			t.Fatalf("Stats() = %+v, want %d VMs reaped", st, len(ids))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, id := range ids {
+		f.checkNoTAPs(t, id)
+	}
+	f.checkLinks(t, []string{"lo", testBridge})
+}
+
+// useDefaultRootDir lets a test make a Bridge with config.DefaultRootDir
+// (the instance CleanupTAPs serves) and puts the directory back as it was
+// afterwards: New writes its settings file and lock files there.
+func useDefaultRootDir(t *testing.T) {
+	t.Helper()
+	dir := config.DefaultRootDir
+	settingsPath := filepath.Join(dir, settingsFile)
+	_, statErr := os.Stat(dir)
+	saved, readErr := os.ReadFile(settingsPath)
+	t.Cleanup(func() {
+		switch {
+		case errors.Is(statErr, fs.ErrNotExist):
+			os.RemoveAll(dir)
+		case readErr == nil:
+			os.WriteFile(settingsPath, saved, 0o600)
+		default:
+			os.Remove(settingsPath)
+		}
+	})
+}
+
+// TestIntegrationCleanupTAPs calls CleanupTAPs, which works in the
+// caller's namespace, from a thread inside the test's namespace.
+func TestIntegrationCleanupTAPs(t *testing.T) {
+	f := newFixture(t, nil)
+	useDefaultRootDir(t)
+	def := f.newBridge(t, &config.Config{RootDir: config.DefaultRootDir})
+	ctx := t.Context()
+	one := mustConfig(t, def, "vm-000001", 3, nil)
+	mustConfig(t, def, "vm-000002", 2, nil)
+	// The same VM ID in another instance, and a gap in vm-000001's NICs.
+	mine := f.config(t, "vm-000001", 1, nil)
+	f.ip(t, "link", "del", one[1].Tap)
+
+	cleanup := func(ids []string) []string {
+		t.Helper()
+		var got []string
+		if err := netns.Do(f.ns, func() error {
+			got = CleanupTAPs(ids)
+			return nil
+		}); err != nil {
+			t.Fatalf("netns.Do(CleanupTAPs) = %v", err)
+		}
+		return got
+	}
+	ids := []string{"vm-000001", "vm-none", "bad/id", "vm-000001"}
+	if got, want := cleanup(ids), []string{"vm-000001", "vm-none"}; !slices.Equal(got, want) {
+		t.Errorf("CleanupTAPs(%q) = %q, want %q", ids, got, want)
+	}
+	if got := f.vmTAPs(t, def.inst, "vm-000001"); len(got) != 0 {
+		t.Errorf("default instance's vm-000001 TAPs after CleanupTAPs: %v, want none", got)
+	}
+	if err := def.Verify(ctx, "vm-000002"); err != nil {
+		t.Errorf("Verify(vm-000002) after CleanupTAPs(vm-000001) = %v, want nil", err)
+	}
+	// The other instance's vm-000001 is untouched.
+	if err := f.b.Verify(ctx, "vm-000001"); err != nil {
+		t.Errorf("other instance's Verify(vm-000001) = %v, want nil", err)
+	}
+	f.checkNICs(t, "vm-000001", mine, false)
+	// Idempotent.
+	if got := cleanup([]string{"vm-000001"}); !slices.Equal(got, []string{"vm-000001"}) {
+		t.Errorf("CleanupTAPs(vm-000001) again = %q, want [vm-000001]", got)
+	}
+	if got := cleanup(nil); len(got) != 0 {
+		t.Errorf("CleanupTAPs(nil) = %q, want none", got)
+	}
+	errIs(t, "def.Verify(vm-000001) after CleanupTAPs", def.Verify(ctx, "vm-000001"), network.ErrNotFound)
+}

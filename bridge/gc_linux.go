@@ -1,0 +1,315 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapbridge/tapbridge/bridge/owner"
+	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/gc"
+	"github.com/tapbridge/tapbridge/internal/netns"
+	"github.com/tapbridge/tapbridge/lock/flock"
+	"github.com/tapbridge/tapbridge/rtnl"
+)
+
+// bridgeSnapshot is one GC scan of an instance's TAPs.
+type bridgeSnapshot struct {
+	candidates []gc.Candidate
+	taps       map[string]scannedTAP // by name
+	policy     gc.Policy
+	creating   map[string]struct{} // VMs whose Config runs in this process
+	scanned    []string
+}
+
+type scannedTAP struct {
+	index uint32
+	alias string // the exact tag, to recognise the same TAP when reclaiming
+	vmID  string
+}
+
+// ScannedIDs lists the names of the instance's TAPs the scan saw.
+func (s bridgeSnapshot) ScannedIDs() []string { return s.scanned }
+
+// gcModule is the state a GC module keeps between the steps of a cycle.
+type gcModule struct {
+	conf config.Config
+	b    *Bridge // nil for GCModule
+	inst owner.Instance
+
+	gcLock     *flock.Lock
+	inflightEx *flock.Lock
+	heldEx     bool           // inflightEx is held for this cycle
+	cycle      *config.Config // the settings the held locks were chosen by
+}
+
+func newGCModule(c config.Config, b *Bridge) gc.Module[bridgeSnapshot] {
+	locks := filepath.Join(c.RootDir, "locks")
+	m := &gcModule{
+		conf:       c,
+		b:          b,
+		inst:       owner.InstanceOf(c.RootDir),
+		gcLock:     flock.New(filepath.Join(locks, "gc.lock"), flock.Exclusive),
+		inflightEx: flock.New(filepath.Join(locks, "inflight.lock"), flock.Exclusive),
+	}
+	return gc.Module[bridgeSnapshot]{
+		Name:    "bridge/" + m.inst.String(),
+		Locker:  m,
+		ReadDB:  m.read,
+		Resolve: m.resolve,
+		Collect: m.collect,
+	}
+}
+
+// settings returns the instance's settings: the Bridge's, or those New
+// recorded in RootDir, or the defaults.
+func (m *gcModule) settings() config.Config {
+	if m.b != nil {
+		return m.conf
+	}
+	c := m.conf
+	data, err := os.ReadFile(filepath.Join(c.RootDir, settingsFile))
+	if err != nil {
+		return c
+	}
+	var s settings
+	if json.Unmarshal(data, &s) == nil {
+		c.NetnsPath, c.GCGrace = s.NetnsPath, s.GCGrace
+		c = c.WithDefaults()
+	}
+	return c
+}
+
+// Lock, TryLock and Unlock make the module its own lock.Locker: the
+// instance's GC lock, plus, when the grace period is negative, the in-flight
+// lock held exclusively, which proves that no Config of the instance runs in
+// any process for the whole cycle.
+//
+// The settings are read once, under the GC lock, and kept for the cycle: if
+// read again, a record rewritten in between could turn a cycle locked for a
+// positive grace period into one that reclaims without grace and without
+// the in-flight lock.
+func (m *gcModule) Lock(ctx context.Context) error {
+	if err := m.gcLock.Lock(ctx); err != nil {
+		return err
+	}
+	c := m.settings()
+	m.cycle = &c
+	if c.GCGrace >= 0 {
+		return nil
+	}
+	if err := m.inflightEx.Lock(ctx); err != nil {
+		m.cycle = nil
+		m.gcLock.Unlock(ctx)
+		return err
+	}
+	m.heldEx = true
+	return nil
+}
+
+// TryLock is Lock without waiting: (false, nil) when either lock is busy.
+func (m *gcModule) TryLock(ctx context.Context) (bool, error) {
+	ok, err := m.gcLock.TryLock(ctx)
+	if !ok || err != nil {
+		return ok, err
+	}
+	c := m.settings()
+	m.cycle = &c
+	if c.GCGrace >= 0 {
+		return true, nil
+	}
+	ok, err = m.inflightEx.TryLock(ctx)
+	if !ok || err != nil {
+		m.cycle = nil
+		m.gcLock.Unlock(ctx)
+		return ok, err
+	}
+	m.heldEx = true
+	return true, nil
+}
+
+// Unlock releases what Lock or TryLock took.
+func (m *gcModule) Unlock(ctx context.Context) error {
+	m.cycle = nil
+	var err error
+	if m.heldEx {
+		m.heldEx = false
+		err = m.inflightEx.Unlock(ctx)
+	}
+	return errors.Join(err, m.gcLock.Unlock(ctx))
+}
+
+// cycleSettings returns the settings the cycle's locks were taken with, or,
+// when ReadDB or Collect is called without them, the current ones.
+func (m *gcModule) cycleSettings() config.Config {
+	if m.cycle != nil {
+		return *m.cycle
+	}
+	return m.settings()
+}
+
+// conn returns the Bridge's connection, or dials one in the instance's
+// namespace; done releases what conn opened.
+func (m *gcModule) conn(c *config.Config) (conn *rtnl.Conn, done func(), err error) {
+	if m.b != nil {
+		return m.b.conn, func() {}, nil
+	}
+	fd := 0
+	if c.NetnsPath != "" {
+		if fd, err = netns.Open(c.NetnsPath); err != nil {
+			return nil, nil, err
+		}
+	}
+	conn, err = rtnl.Dial(&rtnl.Config{NetNS: fd})
+	if fd > 0 {
+		unix.Close(fd) // Dial has entered the namespace; the fd is no longer needed
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, func() { conn.Close() }, nil
+}
+
+// attached reports whether some process holds the TAP open (see
+// rtnl.Link.AttachedQueues); a link that is not a TUN/TAP counts as held.
+func attached(l *rtnl.Link) bool {
+	return l.Tun == nil || l.AttachedQueues() > 0
+}
+
+// read scans the namespace's TUN/TAP devices (one kernel-filtered dump)
+// and keeps the instance's.
+func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
+	c := m.cycleSettings()
+	conn, done, err := m.conn(&c)
+	if err != nil {
+		return bridgeSnapshot{}, err
+	}
+	defer done()
+	s := bridgeSnapshot{taps: make(map[string]scannedTAP)}
+	if m.b != nil {
+		m.b.mu.Lock()
+		s.creating = make(map[string]struct{}, len(m.b.creating))
+		for id := range m.b.creating {
+			s.creating[id] = struct{}{}
+		}
+		m.b.mu.Unlock()
+	}
+	group := m.inst.Group()
+	var tag owner.Tag
+	err = conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun"}, func(l *rtnl.Link) error {
+		if !(l.Tun != nil && l.Tun.TAP && owner.ParseTag(l.Alias, &tag) && tag.Instance == m.inst) {
+			return nil
+		}
+		// The walk reuses l; the candidate and record keep their own copies
+		// (the VM ID is a substring of the alias).
+		alias := strings.Clone(l.Alias)
+		vmID := alias[strings.Index(alias, " v=")+3:][:len(tag.VMID)]
+		s.candidates = append(s.candidates, gc.Candidate{
+			ID:      l.Name,
+			Owner:   vmID,
+			Created: time.UnixMilli(tag.Created),
+			InUse:   attached(l),
+			Doomed:  l.Group == group,
+		})
+		s.taps[l.Name] = scannedTAP{index: l.Index, alias: alias, vmID: vmID}
+		s.scanned = append(s.scanned, l.Name)
+		return nil
+	}, func() {
+		s.candidates, s.scanned = s.candidates[:0], s.scanned[:0]
+		clear(s.taps)
+	})
+	if err != nil {
+		return bridgeSnapshot{}, fmt.Errorf("scan TAPs: %w", err)
+	}
+	s.policy = gc.Policy{Now: time.Now(), Grace: c.GCGrace}
+	return s, nil
+}
+
+// resolve picks the orphans: TAPs of VMs that no snapshot lists as active
+// and no Config of this process is creating, that nothing holds open, and
+// that are older than the grace period; doomed TAPs whatever their VM. If no
+// snapshot implements ActiveVMIDs at all, only doomed TAPs are picked:
+// without a live set every VM would look dead. A snapshot that implements
+// it and returns an empty or nil map is a live set with no VM in it.
+func (m *gcModule) resolve(s bridgeSnapshot, others map[string]any) []string {
+	haveLive := false
+	for _, o := range others {
+		if _, ok := o.(interface{ ActiveVMIDs() map[string]struct{} }); ok {
+			haveLive = true
+		}
+	}
+	cands := s.candidates
+	if !haveLive {
+		cands = nil
+		for _, c := range s.candidates {
+			if c.Doomed {
+				cands = append(cands, c)
+			}
+		}
+	}
+	live := gc.Collect(others, gc.VMIDs)
+	maps.Copy(live, s.creating)
+	orphans := gc.Diff(cands, live, s.policy)
+	ids := make([]string, len(orphans))
+	for i, o := range orphans {
+		ids[i] = o.ID
+	}
+	return ids
+}
+
+// collect re-reads every orphan by ifindex, keeps those that still carry
+// the scanned tag and are not held open, and deletes them together.
+func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	c := m.cycleSettings()
+	conn, done, err := m.conn(&c)
+	if err != nil {
+		return err
+	}
+	defer done()
+	var batch rtnl.Batch
+	links := make([]rtnl.Link, len(ids))
+	for i, id := range ids {
+		batch.GetLinkByIndex(s.taps[id].index, &links[i])
+	}
+	res, _ := conn.Exec(ctx, &batch)
+	failed := gc.Failures{}
+	var indexes []uint32
+	for i, id := range ids {
+		l := &links[i]
+		switch {
+		case errors.Is(res[i], unix.ENODEV):
+			// Already deleted: nothing to do.
+		case res[i] != nil:
+			failed[id] = res[i]
+		case l.Alias != s.taps[id].alias || l.Name != id:
+			failed[id] = errors.New("changed since the scan; left alone")
+		case attached(l):
+			failed[id] = errors.New("opened since the scan; left alone")
+		default:
+			indexes = append(indexes, l.Index)
+		}
+	}
+	o := &ops{conn: conn, inst: m.inst, group: m.inst.Group()}
+	if err := o.deleteIndexes(ctx, indexes); err != nil {
+		for i, id := range ids {
+			if _, bad := failed[id]; !bad && !errors.Is(res[i], unix.ENODEV) {
+				failed[id] = err
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return failed
+	}
+	return nil
+}

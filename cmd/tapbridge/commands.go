@@ -1,0 +1,376 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tapbridge/tapbridge/bridge"
+	"github.com/tapbridge/tapbridge/bridge/owner"
+	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/network"
+	"github.com/tapbridge/tapbridge/tap"
+	"github.com/tapbridge/tapbridge/types"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+// instanceFlags are the flags that name an instance and its namespace.
+type instanceFlags struct {
+	root  string
+	netns string
+}
+
+func addInstanceFlags(f *cmdFlags) *instanceFlags {
+	i := &instanceFlags{}
+	f.StringVar(&i.root, "root", config.DefaultRootDir,
+		"the instance's root `DIR` (locks, recorded settings); its path is the owner identity in every TAP")
+	f.StringVar(&i.netns, "netns", "",
+		"network namespace `NAME|PATH`: a NAME in /run/netns, or a path (default: the one recorded in the root dir, else the caller's)")
+	return i
+}
+
+// netnsPath turns a --netns value into a path: a value with a '/' is a
+// path, anything else a name under /run/netns.
+func netnsPath(v string) string {
+	if v == "" || strings.Contains(v, "/") {
+		return v
+	}
+	return "/run/netns/" + v
+}
+
+// instance is an instance's settings as the command line and the root
+// directory give them.
+type instance struct {
+	conf      *config.Config
+	bridgeDev string // recorded bridge, "" if none
+	recorded  bool   // the root dir holds settings recorded by New
+	netnsSet  bool   // --netns was given
+	recNetns  string // the recorded namespace path
+}
+
+// load reads what New recorded in the root dir, if anything, and applies
+// --netns over it.
+func (i *instanceFlags) load(f *cmdFlags) (*instance, error) {
+	in := &instance{netnsSet: f.isSet("netns")}
+	conf, dev, err := bridge.Recorded(i.root)
+	switch {
+	case err == nil:
+		in.conf, in.bridgeDev, in.recorded, in.recNetns = conf, dev, true, conf.NetnsPath
+	case errors.Is(err, fs.ErrNotExist):
+		c := (&config.Config{RootDir: i.root}).WithDefaults()
+		in.conf = &c
+	default:
+		return nil, err
+	}
+	if in.netnsSet {
+		in.conf.NetnsPath = netnsPath(i.netns)
+	}
+	return in, nil
+}
+
+// where describes the namespace for messages.
+func where(c *config.Config) string {
+	if c.NetnsPath == "" {
+		return "the caller's network namespace"
+	}
+	return "network namespace " + c.NetnsPath
+}
+
+func validVMID(flagName, id string) error {
+	if id == "" {
+		return usagef("--%s is required", flagName)
+	}
+	if err := owner.ValidateVMID(id); err != nil {
+		return usagef("--%s: %v", flagName, err)
+	}
+	return nil
+}
+
+func validHypervisor(hv string) error {
+	switch hv {
+	case config.CloudHypervisor, config.Firecracker, config.QEMU:
+		return nil
+	}
+	return usagef("--hypervisor %q: want %s, %s or %s", hv, config.CloudHypervisor, config.Firecracker, config.QEMU)
+}
+
+func validBridge(dev string) error {
+	if err := tap.ValidateName(dev); err != nil {
+		return usagef("--bridge: %v", err)
+	}
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// openBridge makes the Bridge for ls and verify: the bridge from --bridge
+// or the recorded one.
+func openBridge(in *instance, dev string) (*bridge.Bridge, error) {
+	if dev == "" {
+		dev = in.bridgeDev
+	}
+	if dev == "" {
+		return nil, usagef("--bridge is required: nothing is recorded in %s", in.conf.RootDir)
+	}
+	if err := validBridge(dev); err != nil {
+		return nil, err
+	}
+	b, err := bridge.New(in.conf, dev)
+	if errors.Is(err, bridge.ErrBridgeNotFound) {
+		return nil, fmt.Errorf("bridge %s does not exist in %s (any TAPs left are off the bridge; 'tapbridge down' removes them)", dev, where(in.conf))
+	}
+	return b, err
+}
+
+func runUp(ctx context.Context, e *env, args []string) int {
+	f := newFlags("up", "up --bridge BR --vm ID [flags]",
+		`Create the TAPs of VM ID, one per NIC, on the existing bridge BR, and print
+them: TAP name, guest MAC, virtio queues and queue size. For a VM whose TAPs
+exist, check and repair them and print the same records (idempotent). Give
+the VMM the TAP names and MACs; it must open each TAP with vnet_hdr, and
+multi-queue as the --hypervisor profile says (more than one queue pair, except
+firecracker which never does).`)
+	dev := f.String("bridge", "", "the existing bridge `BR` to put the TAPs on (required)")
+	vm := f.String("vm", "", "the VM `ID`: 1 to 64 letters, digits, '.', '_' or '-' (required)")
+	nics := f.Int("nics", 1, "number of NICs `N`, 1 to 16")
+	cpus := f.Int("cpus", 1, "vCPUs `C`: one virtio queue pair each")
+	qsize := f.Int("queue-size", 0, "virtio queue size `Q`, a power of two (0: 512)")
+	hv := f.String("hypervisor", config.CloudHypervisor, "the VMM `NAME` that opens the TAPs: cloud-hypervisor, firecracker or qemu")
+	var macs stringList
+	f.Var(&macs, "mac", "guest `MAC` of the next NIC, to recover a VM with its old MACs (repeat, one per NIC)")
+	grace := f.Duration("gc-grace", 0, "the instance's GC grace `DURATION`, recorded for gc (0: keep the recorded one, else 1m; negative: none)")
+	asJSON := f.Bool("json", false, "print a JSON array of NetworkConfig objects")
+	inst := addInstanceFlags(f)
+	if done, code := f.parse(e, args); done {
+		return code
+	}
+	return f.finish(e, func() error {
+		switch {
+		case *dev == "":
+			return usagef("--bridge is required")
+		case *nics < 1 || *nics > owner.MaxNICs:
+			return usagef("--nics %d: want 1..%d", *nics, owner.MaxNICs)
+		case *cpus < 1 || *cpus > tap.MaxQueues:
+			return usagef("--cpus %d: want 1..%d", *cpus, tap.MaxQueues)
+		case len(macs) > *nics:
+			return usagef("%d --mac for %d NICs", len(macs), *nics)
+		}
+		if err := validBridge(*dev); err != nil {
+			return err
+		}
+		if err := validVMID("vm", *vm); err != nil {
+			return err
+		}
+		if err := validHypervisor(*hv); err != nil {
+			return err
+		}
+		existing := make([]*types.NetworkConfig, len(macs))
+		for i, m := range macs {
+			if _, err := net.ParseMAC(m); err != nil {
+				return usagef("--mac %q: %v", m, err)
+			}
+			existing[i] = &types.NetworkConfig{Mac: m}
+		}
+		in, err := inst.load(f)
+		if err != nil {
+			return err
+		}
+		in.conf.Hypervisor = *hv
+		if *grace != 0 {
+			in.conf.GCGrace = *grace
+		}
+		b, err := bridge.New(in.conf, *dev)
+		if errors.Is(err, bridge.ErrBridgeNotFound) {
+			return fmt.Errorf("bridge %s does not exist in %s", *dev, where(in.conf))
+		}
+		if err != nil {
+			return err
+		}
+		recs, err := b.Config(ctx, *vm, *nics, &types.VMConfig{CPU: *cpus, QueueSize: *qsize}, existing...)
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(e.stdout, recs)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NIC\tTAP\tMAC\tQUEUES\tQUEUE SIZE\tBRIDGE")
+		for i, r := range recs {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", i, r.Tap, r.Mac, r.NumQueues, r.QueueSize, r.BridgeDev)
+		}
+		return tw.Flush()
+	}())
+}
+
+func runDown(ctx context.Context, e *env, args []string) int {
+	f := newFlags("down", "down --vm ID [--vm ID ...] [flags]",
+		`Delete every TAP of the VMs, whatever their NIC count, in the instance's
+namespace. Only TAPs tagged with this instance and VM are touched. No bridge
+is needed. A VM without TAPs is not an error: down is idempotent. It prints
+nothing on success.`)
+	var vms stringList
+	f.Var(&vms, "vm", "a VM `ID` whose TAPs go (required; repeat for more)")
+	inst := addInstanceFlags(f)
+	if done, code := f.parse(e, args); done {
+		return code
+	}
+	return f.finish(e, func() error {
+		if len(vms) == 0 {
+			return usagef("--vm is required")
+		}
+		for _, id := range vms {
+			if err := validVMID("vm", id); err != nil {
+				return err
+			}
+		}
+		in, err := inst.load(f)
+		if err != nil {
+			return err
+		}
+		_, err = bridge.Cleanup(ctx, in.conf, vms)
+		return err
+	}())
+}
+
+func runLs(ctx context.Context, e *env, args []string) int {
+	f := newFlags("ls", "ls [--bridge BR] [--json] [flags]",
+		`List the instance's VMs with their NICs: TAP name, guest MAC, virtio queues
+and queue size, multi-queue, attached queues (queue files open: a VMM holds
+the TAP) and state (up or down, on the bridge or not, being deleted). TAPs off
+the bridge are listed too. With --json: a JSON array of Network objects.`)
+	dev := f.String("bridge", "", "the bridge `BR` (default: the one recorded in the root dir)")
+	asJSON := f.Bool("json", false, "print a JSON array of Network objects")
+	inst := addInstanceFlags(f)
+	if done, code := f.parse(e, args); done {
+		return code
+	}
+	return f.finish(e, func() error {
+		in, err := inst.load(f)
+		if err != nil {
+			return err
+		}
+		b, err := openBridge(in, *dev)
+		if err != nil {
+			return err
+		}
+		nets, err := b.List(ctx)
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			if nets == nil {
+				nets = []*types.Network{}
+			}
+			return writeJSON(e.stdout, nets)
+		}
+		if len(nets) == 0 {
+			fmt.Fprintf(e.stdout, "no VMs of instance %s in %s\n", in.conf.RootDir, where(in.conf))
+			return nil
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "VM\tNIC\tTAP\tMAC\tQUEUES\tQSIZE\tMQ\tATTACHED\tSTATE")
+		for _, n := range nets {
+			for i, c := range n.NICs {
+				l := n.Links[i]
+				fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n",
+					n.VMID, l.NIC, l.NICs, c.Tap, c.Mac, c.NumQueues, c.QueueSize, yesNo(l.MultiQueue), l.AttachedQueues, state(l, n.BridgeDev))
+			}
+		}
+		return tw.Flush()
+	}())
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// state is the STATE column of ls.
+func state(l *types.LinkState, bridgeDev string) string {
+	if l.Deleting {
+		return "deleting"
+	}
+	s := "down"
+	if l.Up {
+		s = "up"
+	}
+	switch l.Master {
+	case "":
+		return s + ", no bridge"
+	case bridgeDev:
+		return s + ", on " + l.Master
+	default:
+		return s + ", on " + l.Master + " (not " + bridgeDev + ")"
+	}
+}
+
+func runVerify(ctx context.Context, e *env, args []string) int {
+	f := newFlags("verify", "verify --vm ID [--bridge BR] [flags]",
+		`Check that VM ID's TAPs are intact: every NIC exists, carries this
+instance's tag, is up, is a port of the bridge with learning off, has the
+bridge's MTU and its host-side MAC, and has the flags the --hypervisor profile
+opens it with. Exit 0 when all hold; exit 1 with the differences on stderr.`)
+	vm := f.String("vm", "", "the VM `ID` (required)")
+	dev := f.String("bridge", "", "the bridge `BR` (default: the one recorded in the root dir)")
+	hv := f.String("hypervisor", config.CloudHypervisor, "the VMM `NAME` that opens the TAPs: cloud-hypervisor, firecracker or qemu")
+	inst := addInstanceFlags(f)
+	if done, code := f.parse(e, args); done {
+		return code
+	}
+	return f.finish(e, func() error {
+		if err := validVMID("vm", *vm); err != nil {
+			return err
+		}
+		if err := validHypervisor(*hv); err != nil {
+			return err
+		}
+		in, err := inst.load(f)
+		if err != nil {
+			return err
+		}
+		in.conf.Hypervisor = *hv
+		b, err := openBridge(in, *dev)
+		if err != nil {
+			return err
+		}
+		err = b.Verify(ctx, *vm)
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+		switch {
+		case errors.Is(err, network.ErrNotFound):
+			return fmt.Errorf("vm %s has no TAPs of instance %s in %s", *vm, in.conf.RootDir, where(in.conf))
+		case err != nil:
+			return err
+		}
+		fmt.Fprintf(e.stdout, "vm %s: intact\n", *vm)
+		return nil
+	}())
+}

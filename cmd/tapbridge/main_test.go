@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mainEnv makes the test binary act as tapbridge itself: the tests that
+// need a separate process (signals, another uid, demos side by side)
+// re-execute it with this variable set.
+const mainEnv = "TAPBRIDGE_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(mainEnv) == "1" {
+		main()
+		return // not reached: main exits
+	}
+	os.Exit(m.Run())
+}
+
+// tb runs the command in-process and returns its exit status and output.
+func tb(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return tbCtx(t.Context(), args...)
+}
+
+func tbCtx(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestHelp(t *testing.T) {
+	cases := [][]string{
+		{"--help"}, {"-h"}, {"-help"}, {"help"},
+	}
+	for _, c := range commands {
+		cases = append(cases, []string{c.name, "--help"}, []string{c.name, "-h"}, []string{"help", c.name})
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
+			code, stdout, stderr := tb(t, args...)
+			if code != exitOK || stderr != "" {
+				t.Fatalf("run(%q) = %d, stderr %q; want 0 and no stderr", args, code, stderr)
+			}
+			want := "Usage: tapbridge "
+			switch {
+			case len(args) == 2 && args[0] == "help":
+				want += args[1]
+			case len(args) == 2:
+				want += args[0]
+			default:
+				want += "COMMAND"
+			}
+			if !strings.HasPrefix(stdout, want) {
+				t.Errorf("run(%q) stdout = %q..., want prefix %q", args, firstLine(stdout), want)
+			}
+			if !strings.Contains(stdout, "--help") {
+				t.Errorf("run(%q) stdout does not mention --help", args)
+			}
+		})
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// TestUsageErrors checks command lines that are wrong: exit 2, one line on
+// stderr with a hint, nothing on stdout. None of them reaches the kernel,
+// so they need no privilege.
+func TestUsageErrors(t *testing.T) {
+	root := t.TempDir()
+	liveFile := filepath.Join(t.TempDir(), "live")
+	if err := os.WriteFile(liveFile, []byte("vm-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := func(extra ...string) []string {
+		return append([]string{"up", "--bridge", "br0", "--vm", "vm-1", "--root", root}, extra...)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string // in the message
+	}{
+		{"no command", nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"flag before command", []string{"--json", "ls"}, "before the command"},
+		{"unknown flag", []string{"ls", "--frob"}, "flag provided but not defined"},
+		{"positional", []string{"version", "extra"}, `unexpected argument "extra"`},
+		{"up without bridge", []string{"up", "--vm", "vm-1", "--root", root}, "--bridge is required"},
+		{"up without vm", []string{"up", "--bridge", "br0", "--root", root}, "--vm is required"},
+		{"up bad vm", []string{"up", "--bridge", "br0", "--vm", "vm/1", "--root", root}, "invalid VM ID"},
+		{"up long vm", []string{"up", "--bridge", "br0", "--vm", strings.Repeat("a", 65), "--root", root}, "invalid VM ID"},
+		{"up bad bridge name", []string{"up", "--bridge", "br%d", "--vm", "vm-1", "--root", root}, "--bridge"},
+		{"up nics 0", up("--nics", "0"), "--nics 0"},
+		{"up nics 17", up("--nics", "17"), "--nics 17"},
+		{"up nics not a number", up("--nics", "two"), "invalid value"},
+		{"up cpus 0", up("--cpus", "0"), "--cpus 0"},
+		{"up hypervisor", up("--hypervisor", "xen"), `--hypervisor "xen"`},
+		{"up bad mac", up("--mac", "zz:00"), `--mac "zz:00"`},
+		{"up too many macs", up("--mac", "02:00:00:00:00:01", "--mac", "02:00:00:00:00:02"), "2 --mac for 1 NICs"},
+		{"down without vm", []string{"down", "--root", root}, "--vm is required"},
+		{"down bad vm", []string{"down", "--vm", "ok", "--vm", "not ok", "--root", root}, "invalid VM ID"},
+		{"ls nothing recorded", []string{"ls", "--root", root}, "--bridge is required"},
+		{"verify without vm", []string{"verify", "--root", root}, "--vm is required"},
+		{"verify hypervisor", []string{"verify", "--vm", "vm-1", "--hypervisor", "kvm", "--root", root}, "--hypervisor"},
+		{"gc without live set", []string{"gc", "--root", root}, "a live set is required"},
+		{"gc dry run without live set", []string{"gc", "--dry-run", "--root", root}, "a live set is required"},
+		{"gc both live sets", []string{"gc", "--live", "vm-1", "--live-file", liveFile, "--root", root}, "not both"},
+		{"gc bad live id", []string{"gc", "--live", "vm-1,bad id", "--root", root}, "invalid VM ID"},
+		{"gc bad grace", []string{"gc", "--live", "", "--grace", "soon", "--root", root}, "invalid value"},
+		{"demo vms 0", []string{"demo", "--vms", "0"}, "--vms 0"},
+		{"demo crash too many", []string{"demo", "--vms", "10", "--crash", "11"}, "--crash 11"},
+		{"demo too many ports", []string{"demo", "--vms", "600", "--nics", "2"}, "at most 1023 ports"},
+		{"demo nics 0", []string{"demo", "--nics", "0"}, "--nics 0"},
+		{"demo workers 0", []string{"demo", "--workers", "0"}, "--workers 0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, stdout, stderr := tb(t, c.args...)
+			if code != exitUsage {
+				t.Errorf("run(%q) = %d, want %d (stderr %q)", c.args, code, exitUsage, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("run(%q) stdout = %q, want none", c.args, stdout)
+			}
+			if n := strings.Count(stderr, "\n"); n != 1 || !strings.HasPrefix(stderr, "tapbridge") {
+				t.Errorf("run(%q) stderr = %q, want one line starting with tapbridge", c.args, stderr)
+			}
+			if !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "--help") {
+				t.Errorf("run(%q) stderr = %q, want it to contain %q and a --help hint", c.args, stderr, c.want)
+			}
+		})
+	}
+	if ents, err := os.ReadDir(root); err != nil || len(ents) != 0 {
+		t.Errorf("root dir after usage errors: %d entries (%v), want none", len(ents), err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := tb(t, "version")
+	if code != exitOK || stderr != "" {
+		t.Fatalf("run(version) = %d, stderr %q; want 0", code, stderr)
+	}
+	for _, want := range []string{"tapbridge " + Version, runtime.Version()} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("run(version) stdout = %q, want it to contain %q", stdout, want)
+		}
+	}
+}
+
+func TestNetnsPath(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", ""},
+		{"blue", "/run/netns/blue"},
+		{"/proc/1/ns/net", "/proc/1/ns/net"},
+		{"./rel/ns", "./rel/ns"},
+	}
+	for _, c := range cases {
+		if got := netnsPath(c.in); got != c.want {
+			t.Errorf("netnsPath(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestReadLiveFile(t *testing.T) {
+	cases := []struct {
+		name    string
+		content string
+		want    []string
+		wantErr string
+	}{
+		{"empty", "", nil, ""},
+		{"comments and blanks", "# live VMs\nvm-1\n\n  vm-2  # the second\n#vm-3\n", []string{"vm-1", "vm-2"}, ""},
+		{"duplicates", "vm-1\nvm-1\n", []string{"vm-1"}, ""},
+		{"invalid", "vm-1\nvm 2\n", nil, ":2: "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "live")
+			if err := os.WriteFile(path, []byte(c.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			live, err := readLiveFile(path)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("readLiveFile(%q) = %v, want error containing %q", c.content, err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("readLiveFile(%q) = %v, want nil error", c.content, err)
+			}
+			got := slices.Sorted(func(yield func(string) bool) {
+				for id := range live {
+					if !yield(id) {
+						return
+					}
+				}
+			})
+			if !slices.Equal(got, c.want) || live == nil {
+				t.Errorf("readLiveFile(%q) = %v, want %v (non-nil)", c.content, got, c.want)
+			}
+		})
+	}
+	if _, err := readLiveFile(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Errorf("readLiveFile(missing) = nil error, want one")
+	}
+}
+
+// TestReasons checks the dry-run explanations against gc.Diff's rules.
+func TestReasons(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	old, young := now.Add(-time.Hour), now.Add(-time.Second)
+	taps := []scannedTAP{
+		{name: "bta-0", vmID: "a", created: old},                 // live
+		{name: "btb-0", vmID: "b", created: old},                 // not live
+		{name: "btc-0", vmID: "c", created: young},               // young
+		{name: "btd-0", vmID: "d", created: old, attached: 2},    // attached
+		{name: "bte-0", vmID: "a", created: young, doomed: true}, // doomed but young
+		{name: "btf-0", vmID: "a", created: old, doomed: true},   // doomed
+		{name: "btg-0", vmID: "g", created: old},                 // plan disagrees
+		{name: "bth-0", vmID: "h", created: old, attached: 1},    // attached, not live
+		{name: "bti-0", vmID: "i", created: young, attached: 0},  // young, plan says reclaim
+	}
+	orphans := []string{"btb-0", "btf-0", "bti-0"}
+	live := liveSet{"a": {}}
+	got := reasons(taps, orphans, live, time.Minute, now)
+	want := map[string]struct {
+		reclaim bool
+		reason  string
+	}{
+		"bta-0": {false, reasonLive},
+		"btb-0": {true, reasonNotLive},
+		"btc-0": {false, reasonYoung},
+		"btd-0": {false, reasonAttached},
+		"bte-0": {false, reasonYoung},
+		"btf-0": {true, reasonDoomed},
+		"btg-0": {false, reasonChanged},
+		"bth-0": {false, reasonAttached},
+		"bti-0": {true, reasonChanged},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("reasons() returned %d entries, want %d", len(got), len(want))
+	}
+	for i, r := range got {
+		if i > 0 && got[i-1].Tap >= r.Tap {
+			t.Errorf("reasons() not sorted by TAP: %s before %s", got[i-1].Tap, r.Tap)
+		}
+		w := want[r.Tap]
+		if r.Reclaim != w.reclaim || r.Reason != w.reason || r.Detail == "" {
+			t.Errorf("reasons()[%s] = %v %q %q, want %v %q with a detail", r.Tap, r.Reclaim, r.Reason, r.Detail, w.reclaim, w.reason)
+		}
+	}
+	// No grace: young TAPs of dead VMs go.
+	got = reasons(taps[2:3], []string{"btc-0"}, live, -1, now)
+	if !got[0].Reclaim || got[0].Reason != reasonNotLive {
+		t.Errorf("reasons(grace -1) = %+v, want reclaim not-live", got[0])
+	}
+}
+
+func TestPrintErr(t *testing.T) {
+	var b bytes.Buffer
+	printErr(&b, "verify vm x: differs:\nnic 0: down\n\nnic 1: MTU 1400\n")
+	want := "tapbridge: verify vm x: differs:\n  nic 0: down\n  nic 1: MTU 1400\n"
+	if b.String() != want {
+		t.Errorf("printErr() wrote %q, want %q", b.String(), want)
+	}
+}

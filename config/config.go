@@ -1,0 +1,143 @@
+// Package config holds the settings of a tapbridge instance.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Hypervisor profiles: they decide how the VMM reopens a TAP, and so the
+// flags the TAP must be created with (drivers/net/tun.c refuses a
+// multi-queue mismatch with EINVAL).
+const (
+	// CloudHypervisor opens a TAP multi-queue iff it has more than one
+	// queue pair.
+	CloudHypervisor = "cloud-hypervisor"
+	// Firecracker never opens a TAP multi-queue.
+	Firecracker = "firecracker"
+	// QEMU opens a TAP multi-queue iff queues > 1.
+	QEMU = "qemu"
+)
+
+const (
+	// DefaultRootDir is used when Config.RootDir is empty, and by the
+	// package-level helpers that need no Config.
+	DefaultRootDir = "/var/lib/tapbridge"
+
+	// DefaultTxQueueLen is the TAP txqueuelen when Config.TxQueueLen is 0:
+	// the kernel default of 1000 is too small for VM workloads.
+	DefaultTxQueueLen = 10000
+
+	// DefaultGCGrace is how young a TAP the garbage collector leaves alone
+	// when Config.GCGrace is 0.
+	DefaultGCGrace = time.Minute
+
+	// DefaultReapInterval is how long the asynchronous reaper lets deleted
+	// TAPs gather before deleting them together, when
+	// Config.ReapInterval is 0.
+	DefaultReapInterval = 100 * time.Millisecond
+
+	// DefaultReapBatch is the number of pending TAPs that wakes the reaper
+	// before its interval, when Config.ReapBatch is 0.
+	DefaultReapBatch = 256
+)
+
+// Config is the configuration of a tapbridge instance. The zero value of
+// each field selects the default documented on it.
+type Config struct {
+	// RootDir holds the instance's lock files and settings, and its
+	// absolute path is the instance identity written into every owner tag:
+	// two instances with different RootDirs never touch each other's TAPs.
+	// Empty means DefaultRootDir.
+	RootDir string
+
+	// NetnsPath is the network namespace to work in, such as
+	// /run/netns/NAME or /proc/PID/ns/net. Empty means the caller's.
+	NetnsPath string
+
+	// Hypervisor is the VMM profile: CloudHypervisor (the default when
+	// empty), Firecracker or QEMU.
+	Hypervisor string
+
+	// TxQueueLen is the TAPs' txqueuelen. Zero means DefaultTxQueueLen.
+	TxQueueLen uint32
+
+	// TAPOwner and TAPGroup, when set, restrict who may open the TAPs
+	// (TUNSETOWNER, TUNSETGROUP); set them when the VMM does not run with
+	// CAP_NET_ADMIN. Nil leaves them unset: any user that can open
+	// /dev/net/tun may then attach.
+	TAPOwner *uint32
+	TAPGroup *uint32
+
+	// Isolated makes the VM ports isolated bridge ports: VMs reach the
+	// bridge and non-isolated ports (the uplink, the DHCP server) but not
+	// each other.
+	Isolated bool
+
+	// Locked makes the VM ports locked bridge ports: only the guest MAC
+	// that Config pinned in the FDB may send.
+	Locked bool
+
+	// GCGrace is how young a TAP the garbage collector leaves alone, so
+	// that it never reclaims the TAP of a VM whose creation is still in
+	// flight. Zero means DefaultGCGrace; negative means no grace, and then
+	// a GC cycle runs only while no Config of this instance is in flight in
+	// any process (it holds the instance's in-flight lock exclusively).
+	GCGrace time.Duration
+
+	// ReapInterval and ReapBatch tune the asynchronous reaper; see
+	// DefaultReapInterval and DefaultReapBatch.
+	ReapInterval time.Duration
+	ReapBatch    int
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	switch c.Hypervisor {
+	case "", CloudHypervisor, Firecracker, QEMU:
+	default:
+		return fmt.Errorf("config: hypervisor %q: want %q, %q or %q", c.Hypervisor, CloudHypervisor, Firecracker, QEMU)
+	}
+	if c.ReapBatch < 0 {
+		return fmt.Errorf("config: reap batch %d is negative", c.ReapBatch)
+	}
+	if c.ReapInterval < 0 {
+		return fmt.Errorf("config: reap interval %v is negative", c.ReapInterval)
+	}
+	return nil
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c *Config) WithDefaults() Config {
+	d := *c
+	if d.RootDir == "" {
+		d.RootDir = DefaultRootDir
+	}
+	if d.Hypervisor == "" {
+		d.Hypervisor = CloudHypervisor
+	}
+	if d.TxQueueLen == 0 {
+		d.TxQueueLen = DefaultTxQueueLen
+	}
+	if d.GCGrace == 0 {
+		d.GCGrace = DefaultGCGrace
+	}
+	if d.ReapInterval == 0 {
+		d.ReapInterval = DefaultReapInterval
+	}
+	if d.ReapBatch == 0 {
+		d.ReapBatch = DefaultReapBatch
+	}
+	return d
+}
+
+// MultiQueue reports whether the hypervisor profile opens a TAP with
+// queuePairs queue pairs multi-queue.
+func MultiQueue(hypervisor string, queuePairs int) bool {
+	switch hypervisor {
+	case Firecracker:
+		return false
+	default: // Cloud Hypervisor and QEMU
+		return queuePairs > 1
+	}
+}

@@ -1,0 +1,22 @@
+// Package e2e holds the end-to-end test that `make e2e` (and so CI) runs: a
+// real guest, booted by QEMU, gets its network through a TAP that the
+// tapbridge CLI made.
+//
+// For each case (single-queue with 1 vCPU, multi-queue with 2 vCPUs) the test
+// makes a throwaway network namespace holding a bridge with an address and a
+// dnsmasq serving DHCP on it, runs `tapbridge up`, boots a Debian cloud kernel
+// with a busybox initramfs on the TAP, and checks from both sides: the guest
+// prints markers on its serial console (E2E-LEASE, E2E-PING-OK, its queue
+// count and the gateway MAC it resolved), and the host finds the guest MAC in
+// the lease file and traffic in the TAP's counters. `tapbridge down` must then
+// leave no TAP behind.
+//
+// The guest kernel and busybox come from the Debian archive through
+// `apt-get download` and are unpacked with `dpkg-deb -x` into a cache
+// (-e2e.cache), never installed. The initramfs is written in Go (newc
+// format), so /dev/console exists without mknod on the host.
+//
+// The test is skipped unless -e2e is given. With -e2e it fails, rather than
+// skips, when it is not root or a tool is missing: CI runs it as root after
+// .ci/deps installed what it needs.
+package e2e

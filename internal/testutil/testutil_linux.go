@@ -1,0 +1,171 @@
+package testutil
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// NetNS creates a fresh network namespace for the test and returns an fd
+// referring to it; t.Cleanup closes the fd, and the namespace disappears with
+// the last device and socket in it. The namespace is made by unshare on a
+// goroutine whose OS thread is never unlocked, so the runtime throws that
+// thread away and no other goroutine ever runs in the namespace by accident
+// (jsimonetti/rtnetlink internal/testutils/netns.go).
+//
+// NetNS skips the test when the process lacks the privilege to create
+// namespaces, and fails it on any other error.
+func NetNS(t testing.TB) int {
+	t.Helper()
+	type result struct {
+		fd  int
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		// Never unlocked: this thread ends in the new namespace.
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			c <- result{-1, os.NewSyscallError("unshare", err)}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		c <- result{fd, err}
+	}()
+	r := <-c
+	if r.err != nil {
+		if errors.Is(r.err, os.ErrPermission) {
+			t.Skipf("skipping: creating a network namespace needs CAP_SYS_ADMIN: %v", r.err)
+		}
+		t.Fatalf("create network namespace: %v", r.err)
+	}
+	t.Cleanup(func() { unix.Close(r.fd) })
+	return r.fd
+}
+
+// RequireTUN skips the test when /dev/net/tun cannot be opened for a
+// privilege reason or does not exist.
+func RequireTUN(t testing.TB) {
+	t.Helper()
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	switch {
+	case err == nil:
+		unix.Close(fd)
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, unix.ENODEV):
+		t.Skipf("skipping: /dev/net/tun is missing: %v", err)
+	case errors.Is(err, os.ErrPermission):
+		t.Skipf("skipping: /dev/net/tun is not accessible: %v", err)
+	default:
+		t.Fatalf("open /dev/net/tun: %v", err)
+	}
+}
+
+// NSPath returns a path through which a child process can open the namespace
+// behind fd.
+func NSPath(fd int) string {
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
+}
+
+// Run runs a command inside the namespace behind ns (through nsenter) and
+// returns its standard output. The test fails if the command fails.
+func Run(t testing.TB, ns int, name string, args ...string) []byte {
+	t.Helper()
+	out, err := RunErr(ns, name, args...)
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out
+}
+
+// RunErr is Run without the test: it returns the error, with standard error
+// folded into it.
+func RunErr(ns int, name string, args ...string) ([]byte, error) {
+	argv := append([]string{"--net=" + NSPath(ns), "--", name}, args...)
+	cmd := exec.Command("nsenter", argv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%w: %s", err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
+}
+
+// IPLink is the part of `ip -j -d link show` output that tests look at.
+type IPLink struct {
+	Index     int      `json:"ifindex"`
+	Name      string   `json:"ifname"`
+	Flags     []string `json:"flags"`
+	MTU       int      `json:"mtu"`
+	Qdisc     string   `json:"qdisc"`
+	Master    string   `json:"master"`
+	OperState string   `json:"operstate"`
+	Group     string   `json:"group"`
+	TxQLen    int      `json:"txqlen"`
+	Address   string   `json:"address"`
+	Alias     string   `json:"ifalias"`
+	AltNames  []string `json:"altnames"`
+	NumTx     int      `json:"num_tx_queues"`
+	AddrGen   string   `json:"inet6_addr_gen_mode"`
+	LinkInfo  struct {
+		Kind      string         `json:"info_kind"`
+		Data      map[string]any `json:"info_data"`
+		SlaveKind string         `json:"info_slave_kind"`
+		SlaveData map[string]any `json:"info_slave_data"`
+	} `json:"linkinfo"`
+}
+
+// HasFlag reports whether the link's flag list contains f (for example "UP").
+func (l *IPLink) HasFlag(f string) bool {
+	for _, g := range l.Flags {
+		if g == f {
+			return true
+		}
+	}
+	return false
+}
+
+// IPLinks returns `ip -j -d link show` for the namespace, keyed by name.
+func IPLinks(t testing.TB, ns int) map[string]*IPLink {
+	t.Helper()
+	var links []*IPLink
+	if err := json.Unmarshal(Run(t, ns, "ip", "-j", "-d", "link", "show"), &links); err != nil {
+		t.Fatalf("decode ip -j link: %v", err)
+	}
+	m := make(map[string]*IPLink, len(links))
+	for _, l := range links {
+		m[l.Name] = l
+	}
+	return m
+}
+
+// IPLinkByName returns one link as iproute2 sees it, or nil if it is absent.
+func IPLinkByName(t testing.TB, ns int, name string) *IPLink {
+	t.Helper()
+	return IPLinks(t, ns)[name]
+}
+
+// AddBridge creates a bridge inside the namespace with iproute2 and brings it
+// up; extra arguments are appended to `ip link add NAME type bridge`.
+func AddBridge(t testing.TB, ns int, name string, extra ...string) {
+	t.Helper()
+	Run(t, ns, "ip", append([]string{"link", "add", name, "type", "bridge"}, extra...)...)
+	Run(t, ns, "ip", "link", "set", name, "up")
+}
+
+// FDCount returns the number of open file descriptors of the process.
+func FDCount(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("read /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}

@@ -1,0 +1,107 @@
+package rtnl
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Constants x/sys/unix does not export.
+const (
+	// rtextFilterSkipStats (RTEXT_FILTER_SKIP_STATS, include/uapi/linux/
+	// rtnetlink.h) leaves IFLA_STATS and IFLA_STATS64 out of link replies:
+	// a third of a TAP's message that no caller here reads.
+	rtextFilterSkipStats = 1 << 3
+
+	// tcHRoot is TC_H_ROOT: the root of a device's egress qdisc tree.
+	tcHRoot = 0xFFFFFFFF
+
+	// sizeofTcMsg is sizeof(struct tcmsg).
+	sizeofTcMsg = 20
+
+	// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE: no link-local address.
+	in6AddrGenModeNone = 1
+)
+
+var ne = binary.NativeEndian
+
+// ifinfomsg returns a struct ifinfomsg with room for attrs more bytes.
+func ifinfomsg(index, flags, change uint32, extra int) []byte {
+	b := make([]byte, unix.SizeofIfInfomsg, unix.SizeofIfInfomsg+extra)
+	ne.PutUint32(b[4:8], index)
+	ne.PutUint32(b[8:12], flags)
+	ne.PutUint32(b[12:16], change)
+	return b
+}
+
+// encodeAttrs runs fn on a fresh encoder and appends the result to b.
+func encodeAttrs(b []byte, fn func(ae *netlink.AttributeEncoder)) ([]byte, error) {
+	ae := netlink.NewAttributeEncoder()
+	fn(ae)
+	a, err := ae.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, a...), nil
+}
+
+var errBadAttr = errors.New("malformed netlink attribute")
+
+// attrs walks the netlink attributes of b without copying them; the link
+// decoder runs over every TAP of a GC scan, and netlink.AttributeDecoder
+// copies each attribute, read or not. It follows the same rules as
+// netlink.AttributeDecoder (lib/nlattr.c): a header of at least 4 bytes, a
+// length no larger than what is left, zero-length attributes skipped over.
+type attrs struct {
+	b    []byte
+	typ  uint16
+	data []byte
+	err  error
+}
+
+func (a *attrs) next() bool {
+	if a.err != nil || len(a.b) == 0 {
+		return false
+	}
+	if len(a.b) < 4 {
+		a.err = errBadAttr
+		return false
+	}
+	l := int(ne.Uint16(a.b[0:2]))
+	switch {
+	case l > len(a.b) || l != 0 && l < 4:
+		a.err = errBadAttr
+		return false
+	case l == 0:
+		l = 4
+	}
+	a.typ = ne.Uint16(a.b[2:4]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+	a.data = a.b[4:l]
+	a.b = a.b[min((l+3)&^3, len(a.b)):]
+	return true
+}
+
+func (a *attrs) u8() uint8 {
+	if len(a.data) != 1 {
+		a.err = fmt.Errorf("attribute %d is not a uint8: %w", a.typ, errBadAttr)
+		return 0
+	}
+	return a.data[0]
+}
+
+func (a *attrs) u32() uint32 {
+	if len(a.data) != 4 {
+		a.err = fmt.Errorf("attribute %d is not a uint32: %w", a.typ, errBadAttr)
+		return 0
+	}
+	return ne.Uint32(a.data)
+}
+
+// str returns the attribute as a string without its trailing NULs.
+func (a *attrs) str() string {
+	return string(bytes.TrimRight(a.data, "\x00"))
+}
