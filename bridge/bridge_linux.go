@@ -53,6 +53,7 @@ type Bridge struct {
 	known    map[string][]nicRef // TAPs this process made, by VM
 	creating map[string]int      // VMs whose Config is running here
 	reaper   *reaper             // nil when deletion is synchronous
+	last     ReaperStats         // of the reaper StopReaper stopped last
 
 	// createTAP is tap.Create; tests replace it to inject failures.
 	createTAP func(name string, o *tap.Options) (*tap.Device, error)
@@ -87,6 +88,19 @@ type settings struct {
 // of the ports (if the bridge has no valid MAC at all, as happens after its
 // last port left, it gets a random locally administered one).
 func New(conf *config.Config, bridgeDev string) (*Bridge, error) {
+	return open(conf, bridgeDev, true)
+}
+
+// Open is New for tools that only look (List, Inspect, Verify) or delete:
+// it checks the bridge the same way but changes nothing on the host. It
+// does not pin the bridge's MAC, create RootDir or record settings, so a
+// GCModule or Cleanup keeps using what New last recorded. Config through an
+// opened Bridge works, without the MAC pinning New provides.
+func Open(conf *config.Config, bridgeDev string) (*Bridge, error) {
+	return open(conf, bridgeDev, false)
+}
+
+func open(conf *config.Config, bridgeDev string, setup bool) (*Bridge, error) {
 	if conf == nil {
 		return nil, fmt.Errorf("bridge: %w: nil config", ErrInvalidArgument)
 	}
@@ -125,7 +139,14 @@ func New(conf *config.Config, bridgeDev string) (*Bridge, error) {
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	b.conn = conn
-	if err := b.setup(context.Background()); err != nil {
+	check := b.setup
+	if !setup {
+		check = func(ctx context.Context) error {
+			_, err := b.bridgeLink(ctx)
+			return err
+		}
+	}
+	if err := check(context.Background()); err != nil {
 		b.conn.Close()
 		b.closeNS()
 		return nil, err
@@ -243,6 +264,20 @@ func (l *vmLocks) lock(id string) (unlock func()) {
 func GCModule(rootDir string) gc.Module[bridgeSnapshot] {
 	c := (&config.Config{RootDir: rootDir}).WithDefaults()
 	return newGCModule(c, nil)
+}
+
+// GCModuleConfig is GCModule for conf.RootDir with conf's NetnsPath and
+// GCGrace, when set (non-empty, non-zero), taking precedence over what New
+// recorded. Other fields are ignored. Like GCModule it does no I/O until the
+// cycle runs.
+func GCModuleConfig(conf *config.Config) gc.Module[bridgeSnapshot] {
+	if conf == nil {
+		conf = &config.Config{}
+	}
+	c := (&config.Config{RootDir: conf.RootDir}).WithDefaults()
+	m := newGCModule(c, nil)
+	m.Locker.(*gcModule).override = config.Config{NetnsPath: conf.NetnsPath, GCGrace: conf.GCGrace}
+	return m
 }
 
 // RegisterGC registers the Bridge's GC module, with its own settings and

@@ -1031,12 +1031,12 @@ func TestIntegrationConfigInUse(t *testing.T) {
 			if mq {
 				return
 			}
-			// Down, a single-queue TAP shows no carrier: Config cannot
-			// tell whether it is held and leaves it alone.
+			// Down, a single-queue TAP still reports its carrier
+			// (IFLA_CARRIER): Config still sees that it is held.
 			f.ip(t, "link", "set", recs[0].Tap, "down")
 			_, err = by.Config(t.Context(), vm, 1, &types.VMConfig{CPU: 2})
-			if err == nil || !strings.Contains(err.Error(), "may be open") {
-				t.Errorf("%s Config(%s) of a down single-queue TAP = %v, want an error saying it may be open", wanted, vm, err)
+			if err == nil || !strings.Contains(err.Error(), "is open") {
+				t.Errorf("%s Config(%s) of a down single-queue TAP held open = %v, want an error saying it is open", wanted, vm, err)
 			}
 			if l := f.links(t)[recs[0].Tap]; l == nil || l.Index != index {
 				t.Fatalf("down TAP %s replaced or deleted while a VMM may hold it", recs[0].Tap)

@@ -460,7 +460,7 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 		first := batch.Len()
 		tag := owner.Tag{
 			Instance: b.inst, VMID: p.vmID, NIC: n.nic, NICs: len(p.nics), MAC: n.mac,
-			Queues: p.queues, QueueSize: p.queueSize, Created: n.created,
+			Queues: p.queues, QueueSize: p.queueSize, Hypervisor: b.conf.Hypervisor, Created: n.created,
 		}
 		alias := tag.String()
 		// Before the link is up: the qdisc (else one per TX queue) and

@@ -259,33 +259,8 @@ func (b *Bridge) forget(ids []string) map[string][]nicRef {
 // not be deleted, are not returned. Use Bridge.Delete for other instances
 // and namespaces.
 func CleanupTAPs(vmIDs []string) []string {
-	ids, _ := validIDs(vmIDs)
-	if len(ids) == 0 {
-		return nil
-	}
-	conn, err := rtnl.Dial(nil)
-	if err != nil {
-		return nil
-	}
-	defer conn.Close()
-	inst := owner.InstanceOf(config.DefaultRootDir)
-	o := &ops{conn: conn, inst: inst, group: inst.Group()}
-	ctx := context.Background()
-	f, err := o.lookupVMs(ctx, ids, 0, owner.MaxNICs)
-	if err != nil {
-		return nil
-	}
-	var indexes []uint32
-	for _, nics := range f {
-		for _, n := range nics {
-			indexes = append(indexes, n.ref.index)
-		}
-	}
-	if err := o.deleteIndexes(ctx, indexes); err != nil {
-		// All or nothing: report only the VMs that had no TAP.
-		return slices.DeleteFunc(ids, func(id string) bool { return len(f[id]) > 0 })
-	}
-	return ids
+	done, _ := Cleanup(context.Background(), &config.Config{}, vmIDs)
+	return done
 }
 
 // reaper deletes queued VMs' TAPs in batches, on its own goroutine.
@@ -298,6 +273,10 @@ type reaper struct {
 	queue   map[string][]nicRef      // VMs waiting; nil refs: look them up
 	running map[string]chan struct{} // VMs in the current cycle
 	stats   ReaperStats
+
+	// stopping is set when StopReaper closes stop: Delete no longer
+	// queues, so nothing waits behind the last cycle.
+	stopping bool
 }
 
 // ReaperStats counts what the reaper did.
@@ -337,11 +316,17 @@ func (b *Bridge) StartReaper() {
 func (b *Bridge) StopReaper(ctx context.Context) error {
 	b.mu.Lock()
 	r := b.reaper
-	b.mu.Unlock()
 	if r == nil {
+		b.mu.Unlock()
 		return nil
 	}
-	close(r.stop)
+	if !r.stopping {
+		// From now on Delete is synchronous again: nothing new is queued
+		// behind the reaper's last cycle.
+		r.stopping = true
+		close(r.stop)
+	}
+	b.mu.Unlock()
 	select {
 	case <-r.done:
 	case <-ctx.Done():
@@ -349,7 +334,10 @@ func (b *Bridge) StopReaper(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.reaper = nil
+	if b.reaper == r {
+		b.reaper = nil
+		b.last = r.stats
+	}
 	return r.stats.LastErr
 }
 
@@ -358,19 +346,34 @@ func (b *Bridge) StopReaper(ctx context.Context) error {
 func (b *Bridge) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	r := b.reaper
-	b.mu.Unlock()
 	if r == nil {
+		b.mu.Unlock()
 		return nil
 	}
-	return b.reapOnce(ctx, r)
+	// A cycle the reaper goroutine already started is waited for too.
+	running := make(map[chan struct{}]bool)
+	for _, done := range r.running {
+		running[done] = true
+	}
+	b.mu.Unlock()
+	err := b.reapOnce(ctx, r)
+	for done := range running {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return errors.Join(err, fmt.Errorf("flush: %w", ctx.Err()))
+		}
+	}
+	return err
 }
 
-// Stats returns the reaper's counters; the zero value without a reaper.
+// Stats returns the reaper's counters; after StopReaper, those of the
+// reaper that stopped last.
 func (b *Bridge) Stats() ReaperStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.reaper == nil {
-		return ReaperStats{}
+		return b.last
 	}
 	s := b.reaper.stats
 	s.Queued = len(b.reaper.queue)
@@ -381,7 +384,7 @@ func (b *Bridge) Stats() ReaperStats {
 func (b *Bridge) enqueue(ids []string) bool {
 	b.mu.Lock()
 	r := b.reaper
-	if r == nil {
+	if r == nil || r.stopping {
 		b.mu.Unlock()
 		return false
 	}

@@ -461,17 +461,11 @@ func TestIntegrationGCRechecksBeforeReclaim(t *testing.T) {
 	if l := f.link(t, retagged[0].Tap); l.Alias != "not ours any more" {
 		t.Errorf("TAP %s alias = %q, want it left alone", l.Name, l.Alias)
 	}
-	// Once closed, the opened one is reclaimed by the next cycle. The
-	// renamed one had to go down to be renamed: a single-queue TAP that is
-	// down shows no carrier whether or not it is held, so it is left alone.
+	// Once closed, the opened one is reclaimed by the next cycle, and the
+	// renamed one too: the tag is the proof, not the name.
 	held.Close()
 	mr = gcRun(t, gcOrch(f.b, newGCLive()), f.b.inst)
-	gcCheckReport(t, mr, append(gcNames(opened), "gc-renamed"), gcNames(opened))
-	gcCheckTUNs(t, f, gcNames(replaced, retagged), []string{"gc-renamed"})
-	// Up again, it goes: the tag is the proof, not the name.
-	f.ip(t, "link", "set", "gc-renamed", "up")
-	mr = gcRun(t, gcOrch(f.b, newGCLive()), f.b.inst)
-	gcCheckReport(t, mr, []string{"gc-renamed"}, []string{"gc-renamed"})
+	gcCheckReport(t, mr, append(gcNames(opened), "gc-renamed"), append(gcNames(opened), "gc-renamed"))
 	gcCheckTUNs(t, f, gcNames(replaced, retagged))
 }
 
@@ -1160,9 +1154,12 @@ func TestIntegrationGCAfterReaperCrash(t *testing.T) {
 func TestIntegrationGCLeavesOpenTAPs(t *testing.T) {
 	// The kernel counts attached queues only for multi-queue TAPs, and
 	// tells queues a VMM disabled (TUNSETQUEUE IFF_DETACH_QUEUE, their
-	// files still open) apart from attached ones.
+	// files still open) apart from attached ones; a single-queue TAP shows
+	// that it is held only by its carrier, also while it is down.
 	f := newFixture(t, &config.Config{GCGrace: -1, Hypervisor: config.QEMU})
 	disabled := f.config(t, "vm-disabled", 1, &types.VMConfig{CPU: 2})
+	heldDown := f.config(t, "vm-helddown", 1, nil)
+	heldDownMQ := f.config(t, "vm-helddownmq", 1, &types.VMConfig{CPU: 2})
 	down := f.config(t, "vm-down", 1, nil)
 	downMQ := f.config(t, "vm-downmq", 1, &types.VMConfig{CPU: 2})
 
@@ -1180,13 +1177,49 @@ func TestIntegrationGCLeavesOpenTAPs(t *testing.T) {
 	if data := f.link(t, disabled[0].Tap).LinkInfo.Data; data["numqueues"] != 0.0 || data["numdisabled"] != 2.0 {
 		t.Fatalf("ip -d link show %s: numqueues %v numdisabled %v, want 0 and 2", disabled[0].Tap, data["numqueues"], data["numdisabled"])
 	}
-	// A single-queue TAP that is down shows no carrier whether or not it
-	// is held: GC leaves it. A multi-queue one reports its queues, down
-	// or not.
-	f.ip(t, "link", "set", down[0].Tap, "down")
-	f.ip(t, "link", "set", downMQ[0].Tap, "down")
+	gcHold(t, f, heldDown[0].Tap, false, 1)
+	gcHold(t, f, heldDownMQ[0].Tap, true, 1)
+	for _, name := range gcNames(heldDown, heldDownMQ, down, downMQ) {
+		f.ip(t, "link", "set", name, "down")
+	}
 
 	mr := gcRun(t, gcOrch(f.b, newGCLive()), f.b.inst)
-	gcCheckReport(t, mr, gcNames(disabled, down, downMQ), gcNames(downMQ))
-	gcCheckTUNs(t, f, gcNames(disabled, down))
+	gcCheckReport(t, mr, gcNames(disabled, heldDown, heldDownMQ, down, downMQ), gcNames(down, downMQ))
+	gcCheckTUNs(t, f, gcNames(disabled, heldDown, heldDownMQ))
+}
+
+func TestIntegrationGCModuleBadRecord(t *testing.T) {
+	// A record that exists but cannot be parsed fails the cycle before
+	// anything is scanned: GCModule never falls back to the caller's
+	// namespace when the instance recorded another.
+	for _, tt := range []struct {
+		name string
+		data string
+	}{
+		{"not JSON", "{netns_path: /run/netns/x"},
+		{"wrong type", `{"netns_path": 42}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, settingsFile), []byte(tt.data), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o := gc.New()
+			gc.Register(o, GCModule(dir))
+			read := false
+			gc.Register(o, gc.Module[struct{}]{Name: "probe", ReadDB: func(context.Context) (struct{}, error) {
+				read = true
+				return struct{}{}, nil
+			}})
+			rep, err := o.RunReport(t.Context())
+			if err == nil || errors.Is(err, gc.ErrBusy) || rep != nil || read {
+				t.Errorf("RunReport() with a record %q = %+v, %v (other modules read: %v); want nil, a settings error, nothing read", tt.data, rep, err, read)
+			}
+			// The lock was released: the next cycle fails the same way,
+			// not with ErrBusy.
+			if err := o.Run(t.Context()); err == nil || errors.Is(err, gc.ErrBusy) {
+				t.Errorf("second Run() = %v, want the settings error again", err)
+			}
+		})
+	}
 }

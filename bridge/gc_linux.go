@@ -2,11 +2,10 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -39,11 +38,45 @@ type scannedTAP struct {
 // ScannedIDs lists the names of the instance's TAPs the scan saw.
 func (s bridgeSnapshot) ScannedIDs() []string { return s.scanned }
 
+// Explain gives, for each scanned TAP, why a cycle with these snapshots
+// reclaims or keeps it.
+func (s bridgeSnapshot) Explain(others map[string]any) map[string]gc.Reason {
+	live, haveLive := s.live(others)
+	out := make(map[string]gc.Reason, len(s.candidates))
+	for _, c := range s.candidates {
+		r := gc.Explain(c, live, s.policy)
+		if _, creating := s.creating[c.Owner]; creating && r.Code == "live" {
+			r.Code, r.Detail = "creating", "its VM's Config is in flight in this process"
+		}
+		if !haveLive && r.Reclaim && !c.Doomed {
+			r.Reclaim, r.Code, r.Detail = false, "no-live-set", "no module reports live VMs: only doomed TAPs are reclaimed"
+		}
+		out[c.ID] = r
+	}
+	return out
+}
+
+// live returns the VMs that protect their TAPs: those some snapshot lists
+// as active, and those whose Config runs in this process. haveLive reports
+// whether any snapshot implements ActiveVMIDs at all; a snapshot that does
+// and returns an empty or nil map is a live set with no VM in it.
+func (s bridgeSnapshot) live(others map[string]any) (live map[string]struct{}, haveLive bool) {
+	for _, o := range others {
+		if _, ok := o.(interface{ ActiveVMIDs() map[string]struct{} }); ok {
+			haveLive = true
+		}
+	}
+	live = gc.Collect(others, gc.VMIDs)
+	maps.Copy(live, s.creating)
+	return live, haveLive
+}
+
 // gcModule is the state a GC module keeps between the steps of a cycle.
 type gcModule struct {
-	conf config.Config
-	b    *Bridge // nil for GCModule
-	inst owner.Instance
+	conf     config.Config
+	override config.Config // GCModuleConfig's non-zero NetnsPath and GCGrace win over the record
+	b        *Bridge       // nil for GCModule
+	inst     owner.Instance
 
 	gcLock     *flock.Lock
 	inflightEx *flock.Lock
@@ -70,22 +103,28 @@ func newGCModule(c config.Config, b *Bridge) gc.Module[bridgeSnapshot] {
 }
 
 // settings returns the instance's settings: the Bridge's, or those New
-// recorded in RootDir, or the defaults.
-func (m *gcModule) settings() config.Config {
+// recorded in RootDir, or the defaults if there is no record. A record that
+// exists but cannot be read or parsed is an error: falling back to the
+// defaults would scan the caller's namespace instead of the recorded one.
+func (m *gcModule) settings() (config.Config, error) {
 	if m.b != nil {
-		return m.conf
+		return m.conf, nil
 	}
-	c := m.conf
-	data, err := os.ReadFile(filepath.Join(c.RootDir, settingsFile))
-	if err != nil {
-		return c
+	c, _, err := Recorded(m.conf.RootDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		def := m.conf
+		c = &def
+	case err != nil:
+		return config.Config{}, fmt.Errorf("gc: %w", err)
 	}
-	var s settings
-	if json.Unmarshal(data, &s) == nil {
-		c.NetnsPath, c.GCGrace = s.NetnsPath, s.GCGrace
-		c = c.WithDefaults()
+	if m.override.NetnsPath != "" {
+		c.NetnsPath = m.override.NetnsPath
 	}
-	return c
+	if m.override.GCGrace != 0 {
+		c.GCGrace = m.override.GCGrace
+	}
+	return *c, nil
 }
 
 // Lock, TryLock and Unlock make the module its own lock.Locker: the
@@ -101,7 +140,11 @@ func (m *gcModule) Lock(ctx context.Context) error {
 	if err := m.gcLock.Lock(ctx); err != nil {
 		return err
 	}
-	c := m.settings()
+	c, err := m.settings()
+	if err != nil {
+		m.gcLock.Unlock(ctx)
+		return err
+	}
 	m.cycle = &c
 	if c.GCGrace >= 0 {
 		return nil
@@ -121,7 +164,11 @@ func (m *gcModule) TryLock(ctx context.Context) (bool, error) {
 	if !ok || err != nil {
 		return ok, err
 	}
-	c := m.settings()
+	c, err := m.settings()
+	if err != nil {
+		m.gcLock.Unlock(ctx)
+		return false, err
+	}
 	m.cycle = &c
 	if c.GCGrace >= 0 {
 		return true, nil
@@ -149,9 +196,9 @@ func (m *gcModule) Unlock(ctx context.Context) error {
 
 // cycleSettings returns the settings the cycle's locks were taken with, or,
 // when ReadDB or Collect is called without them, the current ones.
-func (m *gcModule) cycleSettings() config.Config {
+func (m *gcModule) cycleSettings() (config.Config, error) {
 	if m.cycle != nil {
-		return *m.cycle
+		return *m.cycle, nil
 	}
 	return m.settings()
 }
@@ -187,7 +234,10 @@ func attached(l *rtnl.Link) bool {
 // read scans the namespace's TUN/TAP devices (one kernel-filtered dump)
 // and keeps the instance's.
 func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
-	c := m.cycleSettings()
+	c, err := m.cycleSettings()
+	if err != nil {
+		return bridgeSnapshot{}, err
+	}
 	conn, done, err := m.conn(&c)
 	if err != nil {
 		return bridgeSnapshot{}, err
@@ -240,12 +290,7 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 // without a live set every VM would look dead. A snapshot that implements
 // it and returns an empty or nil map is a live set with no VM in it.
 func (m *gcModule) resolve(s bridgeSnapshot, others map[string]any) []string {
-	haveLive := false
-	for _, o := range others {
-		if _, ok := o.(interface{ ActiveVMIDs() map[string]struct{} }); ok {
-			haveLive = true
-		}
-	}
+	live, haveLive := s.live(others)
 	cands := s.candidates
 	if !haveLive {
 		cands = nil
@@ -255,8 +300,6 @@ func (m *gcModule) resolve(s bridgeSnapshot, others map[string]any) []string {
 			}
 		}
 	}
-	live := gc.Collect(others, gc.VMIDs)
-	maps.Copy(live, s.creating)
 	orphans := gc.Diff(cands, live, s.policy)
 	ids := make([]string, len(orphans))
 	for i, o := range orphans {
@@ -271,7 +314,10 @@ func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) 
 	if len(ids) == 0 {
 		return nil
 	}
-	c := m.cycleSettings()
+	c, err := m.cycleSettings()
+	if err != nil {
+		return err
+	}
 	conn, done, err := m.conn(&c)
 	if err != nil {
 		return err

@@ -359,7 +359,7 @@ func checkTag(t *testing.T, l *testutil.IPLink, inst owner.Instance, vmID string
 	}
 	want := owner.Tag{
 		Instance: inst, VMID: vmID, NIC: nic, NICs: nics, MAC: mustMAC(t, rec.Mac),
-		Queues: rec.NumQueues, QueueSize: rec.QueueSize, Created: tag.Created,
+		Queues: rec.NumQueues, QueueSize: rec.QueueSize, Hypervisor: tag.Hypervisor, Created: tag.Created,
 	}
 	if tag != want {
 		t.Errorf("owner.ParseTag(alias of %s) = %+v, want %+v", l.Name, tag, want)

@@ -219,7 +219,7 @@ func TestIntegrationInspect(t *testing.T) {
 		}
 		st := n.Links[i]
 		want := types.LinkState{
-			NIC: i, NICs: 3, Index: links[rec.Tap].Index, Master: testBridge, Up: true, MultiQueue: true,
+			NIC: i, NICs: 3, Index: links[rec.Tap].Index, Master: testBridge, Up: true, MultiQueue: true, Hypervisor: config.CloudHypervisor,
 			AttachedQueues: numQueues(t, links[rec.Tap]), Deleting: i == 2, Created: st.Created,
 		}
 		if *st != want {

@@ -185,6 +185,7 @@ func (b *Bridge) addNIC(n *types.Network, l *rtnl.Link, t *owner.Tag, masters ma
 		Master:         master,
 		Up:             l.Up(),
 		MultiQueue:     l.Tun.MultiQueue,
+		Hypervisor:     strings.Clone(t.Hypervisor),
 		AttachedQueues: l.AttachedQueues(),
 		Deleting:       l.Group == b.group,
 		Created:        time.UnixMilli(t.Created).UTC(),

@@ -83,6 +83,12 @@ type Config struct {
 	// flight. Zero means DefaultGCGrace; negative means no grace, and then
 	// a GC cycle runs only while no Config of this instance is in flight in
 	// any process (it holds the instance's in-flight lock exclusively).
+	//
+	// With no grace the caller must close one more window itself: between
+	// Config returning and the VM entering the live set the GC reads. Either
+	// record the VM as live before calling Config, or hold the lock of the
+	// caller's VM database (the GC module that reports ActiveVMIDs) across
+	// Config and the record.
 	GCGrace time.Duration
 
 	// ReapInterval and ReapBatch tune the asynchronous reaper; see

@@ -48,11 +48,65 @@ func Diff(scanned []Candidate, live map[string]struct{}, p Policy) []Candidate {
 }
 
 func reclaimable(c *Candidate, live map[string]struct{}, p *Policy) bool {
-	if c.InUse || c.Owner == "" {
-		return false
+	return decide(c, live, p) >= reclaimDoomed
+}
+
+// verdict is Diff's decision about one candidate and its reason.
+type verdict int
+
+const (
+	keepInUse verdict = iota
+	keepNoOwner
+	keepLive
+	keepYoung
+	reclaimDoomed
+	reclaimNotLive
+)
+
+func decide(c *Candidate, live map[string]struct{}, p *Policy) verdict {
+	switch _, isLive := live[c.Owner]; {
+	case c.InUse:
+		return keepInUse
+	case c.Owner == "":
+		return keepNoOwner
+	case isLive && !c.Doomed:
+		return keepLive
+	case p.Grace > 0 && p.Now.Sub(c.Created) < p.Grace:
+		return keepYoung
+	case c.Doomed:
+		return reclaimDoomed
 	}
-	if _, ok := live[c.Owner]; ok && !c.Doomed {
-		return false
+	return reclaimNotLive
+}
+
+// Reason is Diff's decision about one candidate and why.
+type Reason struct {
+	Owner   string // the candidate's owner
+	Reclaim bool
+	// Code is one of "in-use", "no-owner", "live", "young", "doomed" and
+	// "not-live", or a code of the module's own.
+	Code   string
+	Detail string // the reason in a few words, for people
+}
+
+// Explain returns Diff's decision about c and the reason, for dry runs and
+// reports.
+func Explain(c Candidate, live map[string]struct{}, p Policy) Reason {
+	age := p.Now.Sub(c.Created).Truncate(time.Millisecond)
+	r := Reason{Owner: c.Owner}
+	switch decide(&c, live, &p) {
+	case keepInUse:
+		r.Code, r.Detail = "in-use", "held open by a process"
+	case keepNoOwner:
+		r.Code, r.Detail = "no-owner", "no owner"
+	case keepLive:
+		r.Code, r.Detail = "live", "owner "+c.Owner+" is live"
+	case keepYoung:
+		r.Code, r.Detail = "young", "younger than the grace period (age "+age.String()+" < "+p.Grace.String()+")"
+	case reclaimDoomed:
+		r.Reclaim, r.Code, r.Detail = true, "doomed", "its deletion was requested"
+	default:
+		r.Reclaim, r.Code, r.Detail = true, "not-live", "owner "+c.Owner+" is not live, not in use, age "+age.String()
 	}
-	return p.Grace <= 0 || p.Now.Sub(c.Created) >= p.Grace
+	return r
 }

@@ -62,6 +62,12 @@ type Scanner interface {
 	ScannedIDs() []string
 }
 
+// Explainer is implemented by snapshots that can give, for each scanned ID,
+// the reason Resolve reclaims or keeps it; reports and dry runs show it.
+type Explainer interface {
+	Explain(others map[string]any) map[string]Reason
+}
+
 // Report is what one cycle did, per module.
 type Report struct {
 	Modules map[string]*ModuleReport
@@ -69,10 +75,11 @@ type Report struct {
 
 // ModuleReport is what one cycle did in one module.
 type ModuleReport struct {
-	Scanned   []string         // what ReadDB saw, if the snapshot is a Scanner
-	Orphans   []string         // what Resolve chose
-	Reclaimed []string         // Orphans that Collect did not report as failed
-	Failed    map[string]error // Orphans that Collect could not reclaim
+	Scanned   []string          // what ReadDB saw, if the snapshot is a Scanner
+	Reasons   map[string]Reason // why each scanned ID is reclaimed or kept, if the snapshot is an Explainer
+	Orphans   []string          // what Resolve chose
+	Reclaimed []string          // Orphans that Collect did not report as failed
+	Failed    map[string]error  // Orphans that Collect could not reclaim
 }
 
 type runner interface {
@@ -185,6 +192,9 @@ func (o *Orchestrator) cycle(ctx context.Context, reclaim bool) (_ *Report, err 
 		mr := &ModuleReport{Orphans: m.resolve(snaps[m.name()], snaps)}
 		if sc, ok := snaps[m.name()].(Scanner); ok {
 			mr.Scanned = sc.ScannedIDs()
+		}
+		if ex, ok := snaps[m.name()].(Explainer); ok {
+			mr.Reasons = ex.Explain(snaps)
 		}
 		rep.Modules[m.name()] = mr
 	}

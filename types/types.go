@@ -43,6 +43,7 @@ type LinkState struct {
 	Master         string    `json:"master"`          // bridge the TAP is on, "" if none
 	Up             bool      `json:"up"`              // administratively up
 	MultiQueue     bool      `json:"multi_queue"`     // IFF_MULTI_QUEUE
+	Hypervisor     string    `json:"hypervisor"`      // VMM profile it was made for; "" if not recorded
 	AttachedQueues int       `json:"attached_queues"` // queue files open on it: > 0 while a VMM runs
 	Deleting       bool      `json:"deleting"`        // waiting for the reaper
 	Created        time.Time `json:"created"`

@@ -27,7 +27,9 @@
 //
 // The link alias (IFLA_IFALIAS) holds the owner tag:
 //
-//	tb1 i=<instance> v=<vm id> n=<nic>/<nics> m=<guest mac> q=<queues>/<queue size> c=<created, unix ms>
+//	tb1 i=<instance> v=<vm id> n=<nic>/<nics> m=<guest mac> q=<queues>/<queue size> h=<hypervisor> c=<created, unix ms>
+//
+// (h= is left out when the profile is not recorded.)
 //
 // A device whose alias does not parse, or names another instance, is not
 // ours and is never touched.

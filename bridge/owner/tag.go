@@ -19,8 +19,17 @@ type Tag struct {
 	MAC       [6]byte // the guest's MAC
 	Queues    int     // virtio queues (2 per queue pair)
 	QueueSize int
-	Created   int64 // unix milliseconds when a Config last made or adopted the TAP
+
+	// Hypervisor is the VMM profile the TAP was made for (config's
+	// CloudHypervisor, Firecracker or QEMU): it decided the TAP's
+	// multi-queue flag. Empty in tags that do not record it.
+	Hypervisor string
+
+	Created int64 // unix milliseconds when a Config last made or adopted the TAP
 }
+
+// maxProfileLen bounds Tag.Hypervisor.
+const maxProfileLen = 16
 
 // Append appends the alias form of t to dst.
 func (t *Tag) Append(dst []byte) []byte {
@@ -38,6 +47,10 @@ func (t *Tag) Append(dst []byte) []byte {
 	dst = strconv.AppendInt(dst, int64(t.Queues), 10)
 	dst = append(dst, '/')
 	dst = strconv.AppendInt(dst, int64(t.QueueSize), 10)
+	if t.Hypervisor != "" {
+		dst = append(dst, " h="...)
+		dst = append(dst, t.Hypervisor...)
+	}
 	dst = append(dst, " c="...)
 	return strconv.AppendInt(dst, t.Created, 10)
 }
@@ -94,6 +107,12 @@ func ParseTag(s string, t *Tag) bool {
 	if t.Queues, t.QueueSize, ok = pair(f, 1024, 1<<16); !ok {
 		return false
 	}
+	if strings.HasPrefix(s, " h=") {
+		if f, s, _ = field(s, " h="); !validProfile(f) {
+			return false
+		}
+		t.Hypervisor = f
+	}
 	if f, s, ok = field(s, " c="); !ok || s != "" {
 		return false
 	}
@@ -130,6 +149,19 @@ func pair(s string, maxA, maxB int) (a, b int, ok bool) {
 		return 0, 0, false
 	}
 	return a, b, true
+}
+
+// validProfile accepts 1 to maxProfileLen bytes of a-z, 0-9 and '-'.
+func validProfile(p string) bool {
+	if p == "" || len(p) > maxProfileLen {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // validVMID is ValidateVMID without the error: it allocates nothing.

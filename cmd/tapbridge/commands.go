@@ -134,7 +134,8 @@ func openBridge(in *instance, dev string) (*bridge.Bridge, error) {
 	if err := validBridge(dev); err != nil {
 		return nil, err
 	}
-	b, err := bridge.New(in.conf, dev)
+	// Open, not New: looking changes nothing (no MAC pinning, no record).
+	b, err := bridge.Open(in.conf, dev)
 	if errors.Is(err, bridge.ErrBridgeNotFound) {
 		return nil, fmt.Errorf("bridge %s does not exist in %s (any TAPs left are off the bridge; 'tapbridge down' removes them)", dev, where(in.conf))
 	}
@@ -336,10 +337,11 @@ func runVerify(ctx context.Context, e *env, args []string) int {
 		`Check that VM ID's TAPs are intact: every NIC exists, carries this
 instance's tag, is up, is a port of the bridge with learning off, has the
 bridge's MTU and its host-side MAC, and has the flags the --hypervisor profile
-opens it with. Exit 0 when all hold; exit 1 with the differences on stderr.`)
+opens it with (by default the profile recorded in the TAPs' tags when up made
+them). Exit 0 when all hold; exit 1 with the differences on stderr.`)
 	vm := f.String("vm", "", "the VM `ID` (required)")
 	dev := f.String("bridge", "", "the bridge `BR` (default: the one recorded in the root dir)")
-	hv := f.String("hypervisor", config.CloudHypervisor, "the VMM `NAME` that opens the TAPs: cloud-hypervisor, firecracker or qemu")
+	hv := f.String("hypervisor", "", "the VMM `NAME` that opens the TAPs: cloud-hypervisor, firecracker or qemu (default: the one recorded in the tags, else cloud-hypervisor)")
 	inst := addInstanceFlags(f)
 	if done, code := f.parse(e, args); done {
 		return code
@@ -348,8 +350,10 @@ opens it with. Exit 0 when all hold; exit 1 with the differences on stderr.`)
 		if err := validVMID("vm", *vm); err != nil {
 			return err
 		}
-		if err := validHypervisor(*hv); err != nil {
-			return err
+		if *hv != "" {
+			if err := validHypervisor(*hv); err != nil {
+				return err
+			}
 		}
 		in, err := inst.load(f)
 		if err != nil {
@@ -359,6 +363,16 @@ opens it with. Exit 0 when all hold; exit 1 with the differences on stderr.`)
 		b, err := openBridge(in, *dev)
 		if err != nil {
 			return err
+		}
+		if *hv == "" {
+			// Verify against the profile the TAPs were made for.
+			if n, ierr := b.Inspect(ctx, *vm); ierr == nil && len(n.Links) > 0 && n.Links[0].Hypervisor != "" {
+				b.Close()
+				in.conf.Hypervisor = n.Links[0].Hypervisor
+				if b, err = openBridge(in, *dev); err != nil {
+					return err
+				}
+			}
 		}
 		err = b.Verify(ctx, *vm)
 		if cerr := b.Close(); err == nil {

@@ -31,10 +31,10 @@
 // /proc/PID/ns/net). Without --netns and without a record, the commands
 // work in the caller's namespace.
 //
-// up, ls and verify open the bridge through the library's bridge.New, which
-// records the settings it was given (namespace, bridge, grace) in the root
-// directory and pins the bridge's MAC address to its current value. down and
-// gc need no bridge.
+// up opens the bridge through the library's bridge.New, which records the
+// settings it was given (namespace, bridge, grace) in the root directory and
+// pins the bridge's MAC address to its current value. ls and verify use
+// bridge.Open, which changes nothing. down and gc need no bridge.
 //
 // # Commands
 //
@@ -68,10 +68,8 @@
 // line; '#' starts a comment); `--live ""` is the explicit empty set. A
 // missing live set is a usage error, because it would reclaim everything.
 // --dry-run reclaims nothing and shows, for every TAP of the instance,
-// whether a cycle would reclaim or keep it and why. --grace can only repeat
-// the recorded grace period for now: the library's bridge.GCModule has no
-// override (set the grace with up --gc-grace). Likewise --netns must match
-// the recorded namespace.
+// whether a cycle would reclaim or keep it and why. --grace and --netns
+// override the recorded grace period and namespace for this cycle.
 //
 // demo, as root, makes a throwaway network namespace with a bridge and a
 // temporary root directory, provisions --vms VMs with --nics NICs and
@@ -149,11 +147,11 @@
 //	"reclaim"  bool    whether the cycle would reclaim it
 //	"reason"   string  a code: "not-live" (reclaim: VM not live, TAP idle and
 //	                   older than the grace), "doomed" (reclaim: already queued
-//	                   for deletion), "attached" (keep: a process holds it
+//	                   for deletion), "in-use" (keep: a process holds it
 //	                   open), "live" (keep: VM in the live set), "young" (keep:
-//	                   younger than the grace), "changed" (it changed while the
-//	                   dry run read it; "reclaim" follows the cycle's plan)
-//	"detail"   string  the same in words, with the age and attached queues
+//	                   younger than the grace), "creating" (keep: its Config is
+//	                   in flight), "no-live-set" (keep: no live set given)
+//	"detail"   string  the same in words, with the age
 //
 // # Privileges
 //

@@ -11,14 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tapbridge/tapbridge/bridge"
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/gc"
-	"github.com/tapbridge/tapbridge/internal/netns"
-	"github.com/tapbridge/tapbridge/rtnl"
 )
 
 // liveSet is the GC snapshot of the VMs the caller says are running.
@@ -62,16 +58,6 @@ type gcReason struct {
 	Detail  string `json:"detail"`
 }
 
-// Reason codes of gcReason.Reason.
-const (
-	reasonDoomed   = "doomed"   // reclaim: queued for deletion already
-	reasonNotLive  = "not-live" // reclaim: VM not live, TAP idle and old enough
-	reasonAttached = "attached" // keep: a process holds queue files open
-	reasonLive     = "live"     // keep: the VM is in the live set
-	reasonYoung    = "young"    // keep: younger than the grace period
-	reasonChanged  = "changed"  // the TAP changed between the plan and the scan
-)
-
 func runGC(ctx context.Context, e *env, args []string) int {
 	f := newFlags("gc", "gc (--live ID,ID,... | --live-file FILE) [--dry-run] [--json] [flags]",
 		`Run one garbage-collection cycle: reclaim the instance's TAPs whose VM is not
@@ -84,7 +70,7 @@ with what a cycle would do and why. No bridge is needed.`)
 	liveFlag := f.String("live", "", "the live VMs: comma-separated `IDs`")
 	liveFile := f.String("live-file", "", "read the live VMs from `FILE`: one ID per line, '#' starts a comment")
 	dry := f.Bool("dry-run", false, "reclaim nothing: show what a cycle would reclaim and why")
-	grace := f.Duration("grace", 0, "override the recorded grace `DURATION` (not supported by the library yet: use 'up --gc-grace')")
+	grace := f.Duration("grace", 0, "override the recorded grace `DURATION` for this cycle (negative: none)")
 	asJSON := f.Bool("json", false, "print the report as a JSON object")
 	inst := addInstanceFlags(f)
 	if done, code := f.parse(e, args); done {
@@ -111,21 +97,17 @@ with what a cycle would do and why. No bridge is needed.`)
 		if err != nil {
 			return err
 		}
-		// bridge.GCModule works on what New recorded in the root dir: its
-		// namespace and grace period. It takes no override.
-		rec := in.conf
+		// The module uses what New recorded in the root dir (namespace,
+		// grace), with --netns and --grace on top.
+		over := config.Config{RootDir: in.conf.RootDir, GCGrace: *grace}
 		if in.netnsSet {
-			if !in.recorded {
-				return fmt.Errorf("nothing is recorded in %s, so GC would scan the caller's network namespace, not %s (bridge.GCModule takes no namespace)", in.conf.RootDir, in.conf.NetnsPath)
-			}
-			if in.recNetns != in.conf.NetnsPath {
-				return fmt.Errorf("--netns %s differs from the namespace recorded in %s, where GC works (bridge.GCModule takes no namespace)", in.conf.NetnsPath, in.conf.RootDir)
-			}
+			over.NetnsPath = in.conf.NetnsPath
 		}
-		if f.isSet("grace") && *grace != rec.GCGrace {
-			return fmt.Errorf("--grace %v: overriding the recorded grace period (%v) needs a library hook that bridge.GCModule lacks; set the instance's grace with 'tapbridge up --gc-grace'", *grace, rec.GCGrace)
+		rec := *in.conf
+		if *grace != 0 {
+			rec.GCGrace = *grace
 		}
-		return gcCycle(ctx, e, rec, live, *dry, *asJSON)
+		return gcCycle(ctx, e, &over, &rec, live, *dry, *asJSON)
 	}())
 }
 
@@ -167,9 +149,11 @@ func readLiveFile(path string) (liveSet, error) {
 	return live, nil
 }
 
-func gcCycle(ctx context.Context, e *env, conf *config.Config, live liveSet, dry, asJSON bool) error {
+// gcCycle runs one cycle of the module over (GCModuleConfig's overrides);
+// conf is what the cycle works with, for the report.
+func gcCycle(ctx context.Context, e *env, over, conf *config.Config, live liveSet, dry, asJSON bool) error {
 	orch := gc.New()
-	mod := bridge.GCModule(conf.RootDir)
+	mod := bridge.GCModuleConfig(over)
 	gc.Register(orch, mod)
 	gc.Register(orch, liveModule(live))
 	start := time.Now()
@@ -201,11 +185,7 @@ func gcCycle(ctx context.Context, e *env, conf *config.Config, live liveSet, dry
 		out.Failed[tap] = oneLine(ferr.Error())
 	}
 	if dry {
-		taps, serr := scanTAPs(ctx, conf)
-		if serr != nil {
-			return fmt.Errorf("dry run: read the TAPs for the reasons: %w", serr)
-		}
-		out.Reasons = reasons(taps, mr.Orphans, live, conf.GCGrace, time.Now())
+		out.Reasons = reasons(mr.Reasons)
 	}
 	if asJSON {
 		if werr := writeJSON(e.stdout, out); werr != nil {
@@ -260,88 +240,12 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// scannedTAP is one of the instance's TAPs, as a dry run explains it.
-type scannedTAP struct {
-	name     string
-	vmID     string
-	created  time.Time
-	attached uint32
-	doomed   bool
-}
-
-// scanTAPs reads the instance's TAPs in its namespace: the same
-// kernel-filtered dump and owner tags the bridge GC module reads, which
-// keeps its candidates to itself (see the package documentation).
-func scanTAPs(ctx context.Context, conf *config.Config) ([]scannedTAP, error) {
-	fd := 0
-	if conf.NetnsPath != "" {
-		var err error
-		if fd, err = netns.Open(conf.NetnsPath); err != nil {
-			return nil, err
-		}
-		defer unix.Close(fd)
+// reasons lists the library's explanation of every scanned TAP, by TAP.
+func reasons(by map[string]gc.Reason) []gcReason {
+	out := make([]gcReason, 0, len(by))
+	for _, tap := range slices.Sorted(maps.Keys(by)) {
+		r := by[tap]
+		out = append(out, gcReason{Tap: tap, VMID: r.Owner, Reclaim: r.Reclaim, Reason: r.Code, Detail: r.Detail})
 	}
-	conn, err := rtnl.Dial(&rtnl.Config{NetNS: fd})
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	inst := owner.InstanceOf(conf.RootDir)
-	group := inst.Group()
-	var taps []scannedTAP
-	var tag owner.Tag
-	err = conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun"}, func(l *rtnl.Link) error {
-		if l.Tun == nil || !l.Tun.TAP || !owner.ParseTag(l.Alias, &tag) || tag.Instance != inst {
-			return nil
-		}
-		taps = append(taps, scannedTAP{
-			name:     strings.Clone(l.Name),
-			vmID:     strings.Clone(tag.VMID),
-			created:  time.UnixMilli(tag.Created),
-			attached: l.Tun.Queues,
-			doomed:   l.Group == group,
-		})
-		return nil
-	}, func() { taps = taps[:0] })
-	return taps, err
-}
-
-// reasons explains, for every TAP scanned, what a cycle does with it,
-// following gc.Diff's rules; orphans (what Plan chose) is the authority.
-func reasons(taps []scannedTAP, orphans []string, live liveSet, grace time.Duration, now time.Time) []gcReason {
-	chosen := make(map[string]bool, len(orphans))
-	for _, o := range orphans {
-		chosen[o] = true
-	}
-	out := make([]gcReason, 0, len(taps))
-	for _, t := range taps {
-		r := gcReason{Tap: t.name, VMID: t.vmID}
-		age := now.Sub(t.created).Truncate(time.Second)
-		_, isLive := live[t.vmID]
-		switch {
-		case t.attached > 0:
-			r.Reason, r.Detail = reasonAttached, fmt.Sprintf("attached: %d queue files open", t.attached)
-		case isLive && !t.doomed:
-			r.Reason, r.Detail = reasonLive, "vm is live"
-		case grace > 0 && now.Sub(t.created) < grace:
-			r.Reason, r.Detail = reasonYoung, fmt.Sprintf("young: age %v < grace %v", age, grace)
-		case t.doomed:
-			r.Reclaim, r.Reason, r.Detail = true, reasonDoomed, "doomed: already queued for deletion"
-		default:
-			r.Reclaim, r.Reason = true, reasonNotLive
-			r.Detail = fmt.Sprintf("vm not live, not attached, age %v", age)
-			if grace > 0 {
-				r.Detail += fmt.Sprintf(" >= grace %v", grace)
-			} else {
-				r.Detail += ", no grace period"
-			}
-		}
-		if r.Reclaim != chosen[t.name] {
-			r.Reclaim = chosen[t.name]
-			r.Reason, r.Detail = reasonChanged, "changed while the dry run read it: "+r.Detail
-		}
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b gcReason) int { return strings.Compare(a.Tap, b.Tap) })
 	return out
 }

@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/tapbridge/tapbridge/gc"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // mainEnv makes the test binary act as tapbridge itself: the tests that
@@ -217,54 +217,22 @@ func TestReadLiveFile(t *testing.T) {
 	}
 }
 
-// TestReasons checks the dry-run explanations against gc.Diff's rules.
+// TestReasons checks that the dry-run list follows the library's reasons,
+// sorted by TAP.
 func TestReasons(t *testing.T) {
-	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
-	old, young := now.Add(-time.Hour), now.Add(-time.Second)
-	taps := []scannedTAP{
-		{name: "bta-0", vmID: "a", created: old},                 // live
-		{name: "btb-0", vmID: "b", created: old},                 // not live
-		{name: "btc-0", vmID: "c", created: young},               // young
-		{name: "btd-0", vmID: "d", created: old, attached: 2},    // attached
-		{name: "bte-0", vmID: "a", created: young, doomed: true}, // doomed but young
-		{name: "btf-0", vmID: "a", created: old, doomed: true},   // doomed
-		{name: "btg-0", vmID: "g", created: old},                 // plan disagrees
-		{name: "bth-0", vmID: "h", created: old, attached: 1},    // attached, not live
-		{name: "bti-0", vmID: "i", created: young, attached: 0},  // young, plan says reclaim
+	got := reasons(map[string]gc.Reason{
+		"btb-0": {Owner: "b", Reclaim: true, Code: "not-live", Detail: "owner b is not live"},
+		"bta-0": {Owner: "a", Code: "live", Detail: "owner a is live"},
+	})
+	want := []gcReason{
+		{Tap: "bta-0", VMID: "a", Reason: "live", Detail: "owner a is live"},
+		{Tap: "btb-0", VMID: "b", Reclaim: true, Reason: "not-live", Detail: "owner b is not live"},
 	}
-	orphans := []string{"btb-0", "btf-0", "bti-0"}
-	live := liveSet{"a": {}}
-	got := reasons(taps, orphans, live, time.Minute, now)
-	want := map[string]struct {
-		reclaim bool
-		reason  string
-	}{
-		"bta-0": {false, reasonLive},
-		"btb-0": {true, reasonNotLive},
-		"btc-0": {false, reasonYoung},
-		"btd-0": {false, reasonAttached},
-		"bte-0": {false, reasonYoung},
-		"btf-0": {true, reasonDoomed},
-		"btg-0": {false, reasonChanged},
-		"bth-0": {false, reasonAttached},
-		"bti-0": {true, reasonChanged},
+	if !slices.Equal(got, want) {
+		t.Errorf("reasons() = %+v, want %+v", got, want)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("reasons() returned %d entries, want %d", len(got), len(want))
-	}
-	for i, r := range got {
-		if i > 0 && got[i-1].Tap >= r.Tap {
-			t.Errorf("reasons() not sorted by TAP: %s before %s", got[i-1].Tap, r.Tap)
-		}
-		w := want[r.Tap]
-		if r.Reclaim != w.reclaim || r.Reason != w.reason || r.Detail == "" {
-			t.Errorf("reasons()[%s] = %v %q %q, want %v %q with a detail", r.Tap, r.Reclaim, r.Reason, r.Detail, w.reclaim, w.reason)
-		}
-	}
-	// No grace: young TAPs of dead VMs go.
-	got = reasons(taps[2:3], []string{"btc-0"}, live, -1, now)
-	if !got[0].Reclaim || got[0].Reason != reasonNotLive {
-		t.Errorf("reasons(grace -1) = %+v, want reclaim not-live", got[0])
+	if got := reasons(nil); got == nil || len(got) != 0 {
+		t.Errorf("reasons(nil) = %#v, want an empty, non-nil list", got)
 	}
 }
 
