@@ -49,7 +49,7 @@ fuzz-smoke: ## run every fuzz target briefly (CI)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 bench: ## benchmarks side by side with the baselines, then the ratio table (root)
-	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m | tee bench.out
+	cd bench && set -o pipefail && $(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m | tee bench.out
 	cd bench && $(GO) run ./cmd/benchtable < bench.out
 
 demo: ## provision VMs on a bridge in a throwaway namespace, churn, GC, report (root)

@@ -50,6 +50,7 @@ type Bridge struct {
 	vms vmLocks
 
 	mu       sync.Mutex
+	pinned   uint32              // ifindex of the bridge whose MAC was pinned; 0: Open, pin nothing
 	known    map[string][]nicRef // TAPs this process made, by VM
 	creating map[string]int      // VMs whose Config is running here
 	reaper   *reaper             // nil when deletion is synchronous
@@ -159,13 +160,10 @@ func (b *Bridge) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mac := br.Address
-	if len(mac) != 6 || !validUnicast(mac) {
-		mac = randomMAC()
+	if err := b.pinMAC(ctx, br); err != nil {
+		return err
 	}
-	if err := b.conn.SetLink(ctx, &rtnl.LinkChange{Index: br.Index, Address: mac}); err != nil {
-		return fmt.Errorf("bridge %s: pin MAC: %w", b.bridgeDev, err)
-	}
+	b.pinned = br.Index
 	if err := os.MkdirAll(b.conf.RootDir, 0o700); err != nil {
 		return fmt.Errorf("bridge: root dir: %w", err)
 	}
@@ -174,6 +172,43 @@ func (b *Bridge) setup(ctx context.Context) error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(b.conf.RootDir, settingsFile), s)
+}
+
+// pinMAC sets the bridge's MAC to its current value, which the kernel then
+// treats as user-set (NET_ADDR_SET: br_stp_recalculate_bridge_id stops
+// replacing it with the lowest port MAC), or to a random locally
+// administered one if it has no valid MAC.
+func (b *Bridge) pinMAC(ctx context.Context, br *rtnl.Link) error {
+	mac := br.Address
+	if len(mac) != 6 || !validUnicast(mac) {
+		mac = randomMAC()
+	}
+	if err := b.conn.SetLink(ctx, &rtnl.LinkChange{Index: br.Index, Address: mac}); err != nil {
+		return fmt.Errorf("bridge %s: pin MAC: %w", b.bridgeDev, err)
+	}
+	return nil
+}
+
+// repin pins the MAC of a bridge that was deleted and made again since New
+// pinned the old one: the new device (another ifindex) has a random MAC
+// that is not user-set, so the kernel would replace it with the lowest MAC
+// of its ports, a TAP's 0xfe host-side MAC, and change it again as TAPs
+// come and go, moving every guest's gateway MAC. A Bridge made by Open pins
+// nothing.
+func (b *Bridge) repin(ctx context.Context, br *rtnl.Link) error {
+	b.mu.Lock()
+	stale := b.pinned != 0 && b.pinned != br.Index
+	b.mu.Unlock()
+	if !stale {
+		return nil
+	}
+	if err := b.pinMAC(ctx, br); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.pinned = br.Index
+	b.mu.Unlock()
+	return nil
 }
 
 // bridgeLink looks the bridge up and checks that it is one.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -39,6 +40,9 @@ func TestIntegrationNewErrors(t *testing.T) {
 		{"nil config", nil, testBridge, []error{ErrInvalidArgument}, "nil config"},
 		{"empty bridge name", conf(config.Config{}), "", []error{ErrInvalidArgument, tap.ErrInvalidName}, "empty"},
 		{"bridge name too long", conf(config.Config{}), "br0123456789abcdef", []error{ErrInvalidArgument, tap.ErrInvalidName}, "br0123456789abcdef"},
+		{"bridge name of 16 bytes", conf(config.Config{}), "br0123456789abcd", []error{ErrInvalidArgument, tap.ErrInvalidName}, "16 bytes"},
+		{"bridge name with newline", conf(config.Config{}), "br\n0", []error{ErrInvalidArgument, tap.ErrInvalidName}, "br\\n0"},
+		{"bridge name template", conf(config.Config{}), "br%d", []error{ErrInvalidArgument, tap.ErrInvalidName}, "br%d"},
 		{"bridge name with slash", conf(config.Config{}), "br/0", []error{ErrInvalidArgument, tap.ErrInvalidName}, "br/0"},
 		{"missing device", conf(config.Config{}), "nosuch0", []error{ErrBridgeNotFound, unix.ENODEV}, "nosuch0"},
 		{"veth is not a bridge", conf(config.Config{}), "veth0", []error{ErrNotBridge}, "veth"},
@@ -754,6 +758,10 @@ func TestIntegrationConfigBadInput(t *testing.T) {
 		{desc: "17 NICs", vmID: "vm-1", nics: owner.MaxNICs + 1},
 		{desc: "CPU -1", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{CPU: -1}},
 		{desc: "CPU 257", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{CPU: tap.MaxQueues + 1}},
+		{desc: "CPU 1<<20", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{CPU: 1 << 20}},
+		{desc: "CPU MaxInt", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{CPU: math.MaxInt}},
+		{desc: "CPU MinInt", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{CPU: math.MinInt}},
+		{desc: "NICs MaxInt", vmID: "vm-1", nics: math.MaxInt},
 		{desc: "queue size 3", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{QueueSize: 3}},
 		{desc: "queue size -1", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{QueueSize: -1}},
 		{desc: "queue size 65536", vmID: "vm-1", nics: 1, vmCfg: &types.VMConfig{QueueSize: 65536}},
@@ -766,10 +774,20 @@ func TestIntegrationConfigBadInput(t *testing.T) {
 		{desc: "host-side MAC prefix", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{good("fe:00:00:00:00:01")}},
 		{desc: "all-zero MAC", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{good("00:00:00:00:00:00")}},
 		{desc: "wrong bridge_dev", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{{Mac: "02:00:00:00:00:01", BridgeDev: "br1"}}},
+		{desc: "bridge_dev in other case", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{{Mac: "02:00:00:00:00:01", BridgeDev: "BR0"}}},
+		{desc: "bridge_dev too long", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{{Mac: "02:00:00:00:00:01", BridgeDev: testBridge + "0123456789abcdef"}}},
+		{desc: "wrong bridge_dev on the second record", vmID: "vm-1", nics: 2, existing: []*types.NetworkConfig{
+			{Mac: "02:00:00:00:00:01", BridgeDev: testBridge}, {Mac: "02:00:00:00:00:02", BridgeDev: "br1"}}},
 		{desc: "wrong backend", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{{Mac: "02:00:00:00:00:01", Backend: "cni"}}},
 		{desc: "bad TAP name", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{{Mac: "02:00:00:00:00:01", Tap: "tap%d"}}},
 		{desc: "duplicate MACs", vmID: "vm-1", nics: 2, existing: []*types.NetworkConfig{good("02:00:00:00:00:01"), good("02:00:00:00:00:01")}},
 		{desc: "duplicate MACs in other case", vmID: "vm-1", nics: 2, existing: []*types.NetworkConfig{good("02:00:00:00:00:0a"), good("02:00:00:00:00:0A")}},
+		{desc: "the same record twice", vmID: "vm-1", nics: 2, existing: func() []*types.NetworkConfig {
+			r := &types.NetworkConfig{Mac: "02:00:00:00:00:01", Tap: owner.Name("vm-1", 0, 0), BridgeDev: testBridge, Backend: Backend}
+			return []*types.NetworkConfig{r, r}
+		}()},
+		{desc: "duplicate TAP names", vmID: "vm-1", nics: 2, existing: []*types.NetworkConfig{
+			{Mac: "02:00:00:00:00:01", Tap: owner.Name("vm-1", 0, 0)}, {Mac: "02:00:00:00:00:02", Tap: owner.Name("vm-1", 0, 0)}}},
 		{desc: "more records than NICs", vmID: "vm-1", nics: 1, existing: []*types.NetworkConfig{good("02:00:00:00:00:01"), good("02:00:00:00:00:02")}},
 		{desc: "nil record", vmID: "vm-1", nics: 2, existing: []*types.NetworkConfig{good("02:00:00:00:00:01"), nil}},
 	}

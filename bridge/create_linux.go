@@ -81,6 +81,10 @@ type nicPlan struct {
 // pairs, a bad existing record, a guest MAC that the bridge's forwarding
 // table already has on another port), ErrBridgeNotFound, ErrNotBridge,
 // ErrBridgeFull, ErrNameCollision, or the kernel's errno.
+//
+// If the bridge was deleted and made again since New (it has another
+// ifindex), Config puts the VM's TAPs on the new one, and, on a Bridge made
+// by New, first pins the new bridge's MAC as New pinned the old one.
 func (b *Bridge) Config(ctx context.Context, vmID string, numNICs int, vmCfg *types.VMConfig, existing ...*types.NetworkConfig) ([]*types.NetworkConfig, error) {
 	p, err := b.configure(ctx, vmID, numNICs, vmCfg, existing, false)
 	if err != nil {
@@ -164,6 +168,7 @@ func (b *Bridge) plan(vmID string, numNICs int, vmCfg *types.VMConfig, existing 
 		p.nics[i] = &nicPlan{nic: i}
 	}
 	seen := make(map[[6]byte]int, len(existing))
+	seenTAP := make(map[string]int, len(existing))
 	for i, rec := range existing {
 		n := p.nics[i]
 		if rec == nil {
@@ -187,6 +192,10 @@ func (b *Bridge) plan(vmID string, numNICs int, vmCfg *types.VMConfig, existing 
 			if err := tap.ValidateName(rec.Tap); err != nil {
 				return nil, fmt.Errorf("config vm %s: %w: existing record %d: %w", vmID, ErrInvalidArgument, i, err)
 			}
+			if j, dup := seenTAP[rec.Tap]; dup {
+				return nil, fmt.Errorf("config vm %s: %w: existing records %d and %d have the same TAP %s", vmID, ErrInvalidArgument, j, i, rec.Tap)
+			}
+			seenTAP[rec.Tap] = i
 		}
 		n.mac, n.macGiven, n.nameHint = mac, true, rec.Tap
 	}
@@ -248,12 +257,14 @@ func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg 
 	if err := b.create(ctx, p); err != nil {
 		return nil, err
 	}
+	b.at(hookAfterCreate)
 	setup = true
 	if err := b.setupLinks(ctx, p); err != nil {
 		return nil, err
 	}
+	b.at(hookAfterSetup)
 	if !handoff {
-		if err := p.persist(); err != nil {
+		if err := p.persist(b.at); err != nil {
 			return nil, fmt.Errorf("config vm %s: %w", vmID, err)
 		}
 	}
@@ -277,6 +288,9 @@ func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
 	}
 	if p.bridge.Kind != "bridge" {
 		return fmt.Errorf("config vm %s: %w", p.vmID, notBridgeErr(&p.bridge))
+	}
+	if err := b.repin(ctx, &p.bridge); err != nil {
+		return fmt.Errorf("config vm %s: %w", p.vmID, err)
 	}
 	var doomed []uint32
 	recorded := len(p.nics)
@@ -531,8 +545,8 @@ func classify(p *vmPlan, nic int, err error) error {
 
 // persist makes the new TAPs persistent and closes their files. If one
 // fails, those already made persistent are made transient again, so that
-// rollback's close destroys them all.
-func (p *vmPlan) persist() error {
+// rollback's close destroys them all. at is the Bridge's test hook.
+func (p *vmPlan) persist(at func(string)) error {
 	for i, n := range p.nics {
 		if n.dev == nil {
 			continue
@@ -545,6 +559,7 @@ func (p *vmPlan) persist() error {
 			}
 			return err
 		}
+		at(hookPersisted)
 	}
 	var errs []error
 	for _, n := range p.nics {

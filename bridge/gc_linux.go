@@ -82,6 +82,8 @@ type gcModule struct {
 	inflightEx *flock.Lock
 	heldEx     bool           // inflightEx is held for this cycle
 	cycle      *config.Config // the settings the held locks were chosen by
+
+	hook hookFunc // tests only: see hooks_linux.go; RegisterGC copies the Bridge's
 }
 
 func newGCModule(c config.Config, b *Bridge) gc.Module[bridgeSnapshot] {
@@ -92,6 +94,9 @@ func newGCModule(c config.Config, b *Bridge) gc.Module[bridgeSnapshot] {
 		inst:       owner.InstanceOf(c.RootDir),
 		gcLock:     flock.New(filepath.Join(locks, "gc.lock"), flock.Exclusive),
 		inflightEx: flock.New(filepath.Join(locks, "inflight.lock"), flock.Exclusive),
+	}
+	if b != nil {
+		m.hook = b.hook
 	}
 	return gc.Module[bridgeSnapshot]{
 		Name:    "bridge/" + m.inst.String(),
@@ -346,7 +351,8 @@ func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) 
 			indexes = append(indexes, l.Index)
 		}
 	}
-	o := &ops{conn: conn, inst: m.inst, group: m.inst.Group()}
+	m.at(hookGCRechecked)
+	o := &ops{conn: conn, inst: m.inst, group: m.inst.Group(), hook: m.hook}
 	if err := o.deleteIndexes(ctx, indexes); err != nil {
 		for i, id := range ids {
 			if _, bad := failed[id]; !bad && !errors.Is(res[i], unix.ENODEV) {

@@ -244,6 +244,8 @@ func TestIntegrationUpRecoverMACs(t *testing.T) {
 func TestIntegrationBadInputs(t *testing.T) {
 	c := newCLIEnv(t)
 	c.ok(t, "up", "--bridge", "br0", "--vm", "vm-keep")
+	// A bridge that exists only in another namespace.
+	testutil.AddBridge(t, testutil.NetNS(t), "brother0")
 	fds := testutil.FDCount(t)
 	cases := []struct {
 		name string
@@ -253,6 +255,17 @@ func TestIntegrationBadInputs(t *testing.T) {
 	}{
 		{"missing bridge", exitFail, "bridge nosuch does not exist in network namespace", []string{"up", "--bridge", "nosuch", "--vm", "vm-1"}},
 		{"not a bridge", exitFail, "not a bridge", []string{"up", "--bridge", "lo", "--vm", "vm-1"}},
+		{"bridge in another namespace", exitFail, "bridge brother0 does not exist in network namespace", []string{"up", "--bridge", "brother0", "--vm", "vm-1"}},
+		{"ls bridge in another namespace", exitFail, "bridge brother0 does not exist", []string{"ls", "--bridge", "brother0"}},
+		{"bridge name too long", exitUsage, "--bridge", []string{"up", "--bridge", "br0123456789abcdef", "--vm", "vm-1"}},
+		{"verify bridge name too long", exitUsage, "--bridge", []string{"verify", "--bridge", "br0123456789abcdef", "--vm", "vm-keep"}},
+		{"cpus 257", exitUsage, "--cpus 257", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "257"}},
+		{"cpus -1", exitUsage, "--cpus -1", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "-1"}},
+		{"cpus beyond int", exitUsage, "invalid value", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "99999999999999999999"}},
+		{"nics -1", exitUsage, "--nics -1", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--nics", "-1"}},
+		{"200-byte VM ID", exitUsage, "invalid VM ID", []string{"up", "--bridge", "br0", "--vm", strings.Repeat("a", 200)}},
+		{"down with a bad ID among duplicates", exitUsage, "invalid VM ID", []string{"down", "--vm", "vm-keep", "--vm", "vm-keep", "--vm", "vm/x"}},
+		{"broadcast MAC", exitUsage, "multicast", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--mac", "ff:ff:ff:ff:ff:ff"}},
 		{"bad VM ID", exitUsage, "invalid VM ID", []string{"up", "--bridge", "br0", "--vm", "vm:1"}},
 		{"nics 0", exitUsage, "--nics 0", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--nics", "0"}},
 		{"multicast MAC", exitUsage, "multicast", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--mac", "03:00:00:00:00:01"}},
