@@ -51,6 +51,8 @@ type Bridge struct {
 
 	mu       sync.Mutex
 	pinned   uint32              // ifindex of the bridge whose MAC was pinned; 0: Open, pin nothing
+	checked  uint32              // ifindex of the bridge probe last checked (a bridge, re-pinned)
+	tun      []*os.File          // /dev/net/tun files opened in nsFD, not yet used (tunFiles)
 	known    map[string][]nicRef // TAPs this process made, by VM
 	creating map[string]int      // VMs whose Config is running here
 	reaper   *reaper             // nil when deletion is synchronous
@@ -246,6 +248,12 @@ func (b *Bridge) Type() string { return Type }
 func (b *Bridge) Close() error {
 	err := b.StopReaper(context.Background())
 	err = errors.Join(err, b.conn.Close())
+	b.mu.Lock()
+	for _, f := range b.tun {
+		err = errors.Join(err, f.Close())
+	}
+	b.tun = nil
+	b.mu.Unlock()
 	b.closeNS()
 	return err
 }

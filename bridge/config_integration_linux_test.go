@@ -54,7 +54,7 @@ func TestIntegrationNewErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
 			before := f.links(t)
-			fds := testutil.FDCount(t)
+			fds := testutil.FDCountBusy(t)
 			b, err := New(tt.conf, tt.dev)
 			if b != nil {
 				b.Close()
@@ -507,7 +507,7 @@ func TestIntegrationConfigForeignDevices(t *testing.T) {
 		alt := owner.AltName(f.b.inst, vm, 1)
 		f.ip(t, "link", "property", "add", "dev", "squat0", "altname", alt)
 		before := f.links(t)
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		_, err := f.b.Config(t.Context(), vm, 2, nil)
 		errIs(t, "Config with nic 1's alternative name held by squat0", err, ErrNameCollision)
 		if err != nil && !strings.Contains(err.Error(), "squat0") {
@@ -542,7 +542,7 @@ func TestIntegrationConfigForeignDevices(t *testing.T) {
 			}
 		}
 		before := f.links(t)
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		_, err := f.b.Config(t.Context(), vm, 1, nil)
 		errIs(t, "Config with every candidate name taken", err, ErrNameCollision)
 		if err != nil && !strings.Contains(err.Error(), cand0) {
@@ -705,7 +705,7 @@ func TestIntegrationConfigRollback(t *testing.T) {
 	}
 	before := f.links(t)
 	fdb := f.fdb(t)
-	fds := testutil.FDCount(t)
+	fds := testutil.FDCountBusy(t)
 	for _, cpu := range []int{1, 2} {
 		_, err := f.b.Config(t.Context(), vm, 4, &types.VMConfig{CPU: cpu})
 		errIs(t, fmt.Sprintf("Config(%s, 4 NICs, cpu %d) with nic 2's names taken", vm, cpu), err, ErrNameCollision)
@@ -792,7 +792,7 @@ func TestIntegrationConfigBadInput(t *testing.T) {
 		{desc: "nil record", vmID: "vm-1", nics: 2, existing: []*types.NetworkConfig{good("02:00:00:00:00:01"), nil}},
 	}
 	before := f.links(t)
-	fds := testutil.FDCount(t)
+	fds := testutil.FDCountBusy(t)
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
 			call := fmt.Sprintf("Config(%q, %d, %+v, %d records)", tt.vmID, tt.nics, tt.vmCfg, len(tt.existing))
@@ -887,7 +887,7 @@ func TestIntegrationConfigBridgeFull(t *testing.T) {
 		t.Fatalf("bridge has %d ports, want %d", got, MaxPorts-1)
 	}
 	before := f.links(t)
-	fds := testutil.FDCount(t)
+	fds := testutil.FDCountBusy(t)
 	// Two NICs, one free port: NIC 0 would fit, NIC 1 not; both go.
 	_, err := f.b.Config(t.Context(), "vm-full", 2, &types.VMConfig{CPU: 2})
 	errIs(t, "Config(vm-full, 2 NICs) with one free port", err, ErrBridgeFull)
@@ -920,7 +920,7 @@ func TestIntegrationConfigHandoff(t *testing.T) {
 				f := newFixture(t, &config.Config{Hypervisor: hv})
 				const vm = "vm-handoff"
 				mq := hv != config.Firecracker && cpu > 1
-				fds := testutil.FDCount(t)
+				fds := testutil.FDCountBusy(t)
 				hs, err := f.b.ConfigHandoff(t.Context(), vm, 2, &types.VMConfig{CPU: cpu})
 				if err != nil {
 					t.Fatalf("ConfigHandoff(%s, 2, cpu %d) = %v", vm, cpu, err)
@@ -944,7 +944,7 @@ func TestIntegrationConfigHandoff(t *testing.T) {
 					}
 				}
 				t.Cleanup(closeAll)
-				if got := testutil.FDCount(t) - fds; got != 2*files {
+				if got := testutil.FDCountBusy(t) - fds; got != 2*files {
 					t.Errorf("ConfigHandoff opened %d fds, want %d (one per queue pair per NIC)", got, 2*files)
 				}
 				links := f.links(t)
@@ -1098,7 +1098,7 @@ func TestIntegrationConfigRollbackInjected(t *testing.T) {
 			return nil, fmt.Errorf("tap %s: injected: %w", name, unix.ENOSPC)
 		})
 		before := f.linkNames(t)
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		_, err := f.b.Config(t.Context(), vm, 4, &types.VMConfig{CPU: 2})
 		errIs(t, "Config with NIC 2's create failing", err, unix.ENOSPC)
 		f.checkNoTAPs(t, vm)
@@ -1117,7 +1117,7 @@ func TestIntegrationConfigRollbackInjected(t *testing.T) {
 			return tap.Create(name, o)
 		})
 		before := f.links(t)
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		_, err := f.b.Config(t.Context(), vm, 4, &types.VMConfig{CPU: 2})
 		errIs(t, "Config with NIC 3's alternative name taken", err, ErrNameCollision, unix.EEXIST)
 		f.checkNoTAPs(t, vm)
@@ -1189,7 +1189,7 @@ func TestIntegrationConfigHandoffTwice(t *testing.T) {
 				}
 			}()
 			before := f.links(t)
-			fds := testutil.FDCount(t)
+			fds := testutil.FDCountBusy(t)
 			again, err := f.b.ConfigHandoff(t.Context(), vm, 2, &types.VMConfig{CPU: cpu})
 			if err == nil {
 				for _, h := range again {

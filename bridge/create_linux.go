@@ -54,9 +54,12 @@ type nicPlan struct {
 	created  int64
 	adopted  bool    // the TAP existed and is ours: repair, do not roll back
 	oldMAC   [6]byte // adopted: the guest MAC its tag had
-	hasAlt   bool    // adopted: already carries its alternative name
-	dev      *tap.Device
-	link     rtnl.Link // probe result
+	// persisted: made by this call and already persistent, so rollback
+	// deletes it by ifindex rather than by closing its file.
+	persisted bool
+	hasAlt    bool // adopted: already carries its alternative name
+	dev       *tap.Device
+	link      rtnl.Link // probe result
 }
 
 // Config creates the network of VM vmID: numNICs TAPs on the bridge, and
@@ -239,13 +242,10 @@ func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg 
 	b.beginCreate(vmID)
 	defer b.endCreate(vmID)
 
-	if err := b.finishQueuedDelete(ctx, vmID); err != nil {
-		return nil, fmt.Errorf("config vm %s: finish its queued deletion: %w", vmID, err)
-	}
 	setup := false // setupLinks ran: adopted TAPs may have changed
 	defer func() {
 		if err != nil {
-			p.rollback()
+			err = errors.Join(err, b.rollback(ctx, p))
 			if setup {
 				err = errors.Join(err, b.restoreAdopted(ctx, p))
 			}
@@ -268,6 +268,9 @@ func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg 
 			return nil, fmt.Errorf("config vm %s: %w", vmID, err)
 		}
 	}
+	if err := b.bringUp(ctx, p); err != nil {
+		return nil, err
+	}
 	b.remember(p)
 	return p, nil
 }
@@ -277,25 +280,48 @@ func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg 
 // TAPs of the VM that must go first (doomed, made for another hypervisor
 // profile, beyond numNICs).
 func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
+	// The bridge's ifindex and MTU, with two ioctls. A device that has the
+	// ifindex of the bridge already checked is that bridge (the kernel does
+	// not reuse an ifindex before its 31-bit space wraps); any other (a
+	// bridge re-created, or something else under the name) gets the full
+	// look-up and check below.
+	index, mtu, err := b.conn.IndexMTUByName(ctx, b.bridgeDev)
+	if err != nil {
+		return fmt.Errorf("config vm %s: %w", p.vmID, bridgeErr(b.bridgeDev, err))
+	}
+	b.mu.Lock()
+	checked := index == b.checked
+	b.mu.Unlock()
 	var batch rtnl.Batch
-	batch.GetLinkByName(b.bridgeDev, &p.bridge)
+	if checked {
+		p.bridge = rtnl.Link{Index: index, Name: b.bridgeDev, MTU: mtu, Kind: "bridge"}
+	} else {
+		batch.GetLinkByName(b.bridgeDev, &p.bridge)
+	}
+	first := batch.Len()
 	for _, n := range p.nics {
 		batch.GetLinkByAltName(owner.AltName(b.inst, p.vmID, n.nic), &n.link)
 	}
 	res, _ := b.conn.Exec(ctx, &batch)
-	if res[0] != nil {
-		return fmt.Errorf("config vm %s: %w", p.vmID, bridgeErr(b.bridgeDev, res[0]))
+	if !checked {
+		if res[0] != nil {
+			return fmt.Errorf("config vm %s: %w", p.vmID, bridgeErr(b.bridgeDev, res[0]))
+		}
+		if p.bridge.Kind != "bridge" {
+			return fmt.Errorf("config vm %s: %w", p.vmID, notBridgeErr(&p.bridge))
+		}
+		if err := b.repin(ctx, &p.bridge); err != nil {
+			return fmt.Errorf("config vm %s: %w", p.vmID, err)
+		}
+		b.mu.Lock()
+		b.checked = p.bridge.Index
+		b.mu.Unlock()
 	}
-	if p.bridge.Kind != "bridge" {
-		return fmt.Errorf("config vm %s: %w", p.vmID, notBridgeErr(&p.bridge))
-	}
-	if err := b.repin(ctx, &p.bridge); err != nil {
-		return fmt.Errorf("config vm %s: %w", p.vmID, err)
-	}
+	res = res[first:]
 	var doomed []uint32
 	recorded := len(p.nics)
 	for i, n := range p.nics {
-		switch err := res[i+1]; {
+		switch err := res[i]; {
 		case errors.Is(err, unix.ENODEV):
 			continue
 		case err != nil:
@@ -387,6 +413,11 @@ func (b *Bridge) create(ctx context.Context, p *vmPlan) error {
 		}
 		var busy []string
 		for _, name := range candidates(p.vmID, n) {
+			files, err := b.tunFiles(queues)
+			if err != nil {
+				return fmt.Errorf("config vm %s nic %d: %w", p.vmID, n.nic, err)
+			}
+			opts.Files = files // tap.Create owns them from here, even on failure
 			dev, err := b.createTAP(name, &opts)
 			if err == nil {
 				n.dev, n.name = dev, name
@@ -460,7 +491,10 @@ func (b *Bridge) adoptByName(ctx context.Context, p *vmPlan, n *nicPlan, name st
 	return true
 }
 
-// setupLinks configures every NIC in one pipelined batch.
+// setupLinks configures every NIC, except bringing it up, in one pipelined
+// batch. The link stays down until bringUp, after persist has closed the
+// new TAPs' files: closing a TAP's last queue drops its carrier, which on a
+// running bridge port costs a port-state change, and on a down one nothing.
 func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 	var batch rtnl.Batch
 	// fdbNew is the request adding a new NIC's FDB entry exclusively, -1
@@ -468,7 +502,7 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 	type span struct{ nic, first, n, fdbNew int }
 	spans := make([]span, 0, len(p.nics))
 	txq := b.conf.TxQueueLen
-	up, learning := true, false
+	learning := false
 	port := rtnl.BridgePort{Learning: &learning, Isolated: &b.conf.Isolated, Locked: &b.conf.Locked}
 	for _, n := range p.nics {
 		first := batch.Len()
@@ -479,16 +513,17 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 		alias := tag.String()
 		// Before the link is up: the qdisc (else one per TX queue) and
 		// address generation (else a link-local address). The MTU must
-		// match the bridge's before enslaving, or the bridge lowers its own.
+		// match the bridge's before enslaving, or the bridge lowers its own:
+		// one message does it, since the kernel applies the address and MTU
+		// before the master (net/core/rtnetlink.c: do_setlink).
 		batch.SetNoQueue(n.index)
 		batch.SetLink(&rtnl.LinkChange{
 			Index: n.index, MTU: p.bridge.MTU, TxQueueLen: &txq, Address: hostMAC(n.mac),
-			AddrGenModeNone: true, Alias: &alias,
+			AddrGenModeNone: true, Alias: &alias, Master: &p.bridge.Index,
 		})
 		if !n.hasAlt {
 			batch.AddAltName(n.index, owner.AltName(b.inst, p.vmID, n.nic))
 		}
-		batch.SetLink(&rtnl.LinkChange{Index: n.index, Master: &p.bridge.Index, Up: &up})
 		// Port settings need the port to exist: a separate message.
 		batch.SetBridgePort(n.index, &port)
 		fdbNew := -1
@@ -532,6 +567,26 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 	return errors.Join(errs...)
 }
 
+// bringUp sets every NIC up, in one batch.
+func (b *Bridge) bringUp(ctx context.Context, p *vmPlan) error {
+	var batch rtnl.Batch
+	up := true
+	for _, n := range p.nics {
+		batch.SetLink(&rtnl.LinkChange{Index: n.index, Up: &up})
+	}
+	res, err := b.conn.Exec(ctx, &batch)
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	for i, e := range res {
+		if e != nil {
+			errs = append(errs, classify(p, p.nics[i].nic, e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // classify adds the library-level meaning of a setup failure.
 func classify(p *vmPlan, nic int, err error) error {
 	switch {
@@ -554,11 +609,12 @@ func (p *vmPlan) persist(at func(string)) error {
 		if err := n.dev.SetPersist(true); err != nil {
 			for _, m := range p.nics[:i] {
 				if m.dev != nil {
-					_ = m.dev.SetPersist(false) // best effort; rollback closes anyway
+					_ = m.dev.SetPersist(false) // best effort; rollback deletes them anyway
 				}
 			}
 			return err
 		}
+		n.persisted = true
 		at(hookPersisted)
 	}
 	var errs []error
@@ -598,15 +654,52 @@ func (b *Bridge) restoreAdopted(ctx context.Context, p *vmPlan) error {
 	return nil
 }
 
-// rollback destroys the TAPs this call made: they are not persistent yet,
-// so closing their files makes the kernel delete them.
-func (p *vmPlan) rollback() {
+// rollback destroys the TAPs this call made. Those not persistent yet go
+// when their files close; those already persistent (a failure after
+// persist) are deleted by ifindex.
+func (b *Bridge) rollback(ctx context.Context, p *vmPlan) error {
+	var made []uint32
 	for _, n := range p.nics {
 		if n.dev != nil {
 			_ = n.dev.Close() // closing a TUN file reports no useful error
 			n.dev = nil
 		}
+		if n.persisted {
+			made = append(made, n.index)
+		}
 	}
+	if err := b.deleteIndexes(context.WithoutCancel(ctx), made); err != nil {
+		return fmt.Errorf("config vm %s: roll back: %w", p.vmID, err)
+	}
+	return nil
+}
+
+// tunPool is how many /dev/net/tun files the Bridge opens at a time in
+// its namespace: entering the namespace (a locked thread, two setns) costs
+// about as much as a tenth of a TAP, so it is paid once per tunPool TAPs.
+const tunPool = 16
+
+// tunFiles returns n files of /dev/net/tun in the Bridge's namespace for
+// tap.Options.Files, from the Bridge's stock, refilled tunPool at a time.
+// In the caller's own namespace it returns nil: tap.Create opens them
+// itself at no extra cost.
+func (b *Bridge) tunFiles(n int) ([]*os.File, error) {
+	if b.nsFD <= 0 {
+		return nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.tun) < n {
+		more, err := tap.OpenFiles(b.nsFD, max(n-len(b.tun), tunPool))
+		if err != nil {
+			return nil, err
+		}
+		b.tun = append(b.tun, more...)
+	}
+	files := slices.Clone(b.tun[len(b.tun)-n:])
+	clear(b.tun[len(b.tun)-n:])
+	b.tun = b.tun[:len(b.tun)-n]
+	return files, nil
 }
 
 func (b *Bridge) beginCreate(vmID string) {

@@ -85,49 +85,6 @@ func (o *ops) lookupVMs(ctx context.Context, vmIDs []string, from, to int) (map[
 	return out, errors.Join(errs...)
 }
 
-// verify re-reads known refs by ifindex and returns those that still are the
-// same TAP (same tag creation time), and the VMs with a ref that is not:
-// those need a lookup.
-func (o *ops) verify(ctx context.Context, known map[string][]nicRef) (ok map[string][]nicRef, stale []string, err error) {
-	var batch rtnl.Batch
-	type item struct {
-		vm  string
-		ref nicRef
-	}
-	var items []item
-	for vm, refs := range known {
-		for _, r := range refs {
-			items = append(items, item{vm, r})
-		}
-	}
-	links := make([]rtnl.Link, len(items))
-	for i := range items {
-		batch.GetLinkByIndex(items[i].ref.index, &links[i])
-	}
-	res, _ := o.conn.Exec(ctx, &batch)
-	ok = make(map[string][]nicRef, len(known))
-	bad := make(map[string]bool)
-	var errs []error
-	for i, it := range items {
-		var tag owner.Tag
-		switch err := res[i]; {
-		case errors.Is(err, unix.ENODEV):
-			bad[it.vm] = true
-		case err != nil:
-			errs = append(errs, fmt.Errorf("vm %s: %w", it.vm, err))
-		case o.ours(&links[i], &tag) && tag.VMID == it.vm && tag.Created == it.ref.created:
-			ok[it.vm] = append(ok[it.vm], it.ref)
-		default:
-			bad[it.vm] = true
-		}
-	}
-	for vm := range bad {
-		delete(ok, vm)
-		stale = append(stale, vm)
-	}
-	return ok, stale, errors.Join(errs...)
-}
-
 // deleteIndexes deletes the links with these ifindexes: it moves them into
 // the instance's reserved group and deletes the group, in one batch and one
 // RCU grace period. Links already gone count as deleted. Every doomed TAP
@@ -137,17 +94,8 @@ func (o *ops) deleteIndexes(ctx context.Context, indexes []uint32) error {
 		return nil
 	}
 	var batch rtnl.Batch
-	for _, idx := range indexes {
-		batch.SetLink(&rtnl.LinkChange{Index: idx, Group: &o.group})
-	}
+	o.mark(&batch, indexes)
 	var errs []error
-	collect := func(res []error) {
-		for _, err := range res {
-			if err != nil && !errors.Is(err, unix.ENODEV) {
-				errs = append(errs, err)
-			}
-		}
-	}
 	if o.hook != nil {
 		// A test stops the process between marking and deleting: send the
 		// marks on their own. (Without a hook the state is reachable too:
@@ -155,52 +103,74 @@ func (o *ops) deleteIndexes(ctx context.Context, indexes []uint32) error {
 		// into several sendmsg calls, and a crash or a done context can
 		// fall between them. GC reclaims doomed TAPs.)
 		res, _ := o.conn.Exec(ctx, &batch)
-		collect(res)
+		errs = append(errs, realErrs(res))
 		o.at(hookDeleteMarked)
 		batch.Reset()
 	}
 	batch.DeleteGroup(o.group)
 	res, _ := o.conn.Exec(ctx, &batch)
-	collect(res)
+	errs = append(errs, realErrs(res))
 	return errors.Join(errs...)
 }
 
-// deleteVMs deletes every TAP of the VMs: those in known are checked by
-// ifindex, the others (and known ones that went stale) are looked up by
-// alternative name over all NIC indices.
-func (o *ops) deleteVMs(ctx context.Context, vmIDs []string, known map[string][]nicRef) error {
-	var lookup []string
-	ok := map[string][]nicRef{}
-	var errs []error
-	if len(known) > 0 {
-		var stale []string
-		var err error
-		ok, stale, err = o.verify(ctx, known)
-		errs = append(errs, err)
-		lookup = append(lookup, stale...)
+// markIndexes moves the links into the instance's reserved group, which
+// dooms them: the reaper, a Config of their VM, or GC deletes them with the
+// group. Links already gone count as marked.
+func (o *ops) markIndexes(ctx context.Context, indexes []uint32) error {
+	if len(indexes) == 0 {
+		return nil
 	}
+	var batch rtnl.Batch
+	o.mark(&batch, indexes)
+	res, _ := o.conn.Exec(ctx, &batch)
+	return realErrs(res)
+}
+
+func (o *ops) mark(batch *rtnl.Batch, indexes []uint32) {
+	for _, idx := range indexes {
+		batch.SetLink(&rtnl.LinkChange{Index: idx, Group: &o.group})
+	}
+}
+
+// realErrs joins the errors of res other than ENODEV: a link that is gone
+// is as good as deleted.
+func realErrs(res []error) error {
+	var errs []error
+	for _, err := range res {
+		if err != nil && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolve returns the ifindexes of every TAP of the VMs: for those in
+// known (TAPs this process made, whose ifindexes stay theirs: the kernel
+// does not reuse an ifindex before its 31-bit space wraps), the remembered
+// ones; the others are looked up by alternative name over all NIC
+// indices, trusting only TAPs whose tag proves them this instance's.
+func (o *ops) resolve(ctx context.Context, vmIDs []string, known map[string][]nicRef) ([]uint32, error) {
+	var indexes []uint32
+	var lookup []string
 	for _, id := range vmIDs {
-		if _, k := known[id]; !k {
+		refs, ok := known[id]
+		if !ok {
 			lookup = append(lookup, id)
 		}
-	}
-	if len(lookup) > 0 {
-		f, err := o.lookupVMs(ctx, lookup, 0, owner.MaxNICs)
-		errs = append(errs, err)
-		for id, nics := range f {
-			for _, n := range nics {
-				ok[id] = append(ok[id], n.ref)
-			}
-		}
-	}
-	var indexes []uint32
-	for _, refs := range ok {
 		for _, r := range refs {
 			indexes = append(indexes, r.index)
 		}
 	}
-	errs = append(errs, o.deleteIndexes(ctx, indexes))
-	return errors.Join(errs...)
+	if len(lookup) == 0 {
+		return indexes, nil
+	}
+	f, err := o.lookupVMs(ctx, lookup, 0, owner.MaxNICs)
+	for _, nics := range f {
+		for _, n := range nics {
+			indexes = append(indexes, n.ref.index)
+		}
+	}
+	return indexes, err
 }
 
 // validIDs returns the valid IDs of vmIDs without duplicates, in order, and
@@ -223,23 +193,28 @@ func validIDs(vmIDs []string) ([]string, error) {
 // Delete removes every TAP of each VM in vmIDs, whatever its NIC indices,
 // and only TAPs whose tag names this instance and that VM. A VM without
 // TAPs counts as deleted. It returns the IDs whose TAPs are gone (or, with
-// the reaper running, queued for deletion), in the order given, without
-// duplicates. Invalid IDs are left out and reported in the error, wrapping
+// the reaper running, doomed), in the order given, without duplicates.
+// Invalid IDs are left out and reported in the error, wrapping
 // ErrInvalidArgument.
 //
-// Without the reaper, Delete returns when the TAPs are gone. With it, Delete
-// only queues the VMs and returns; Flush waits for the queue to drain.
+// TAPs this Bridge made are found by the ifindex it remembers; others by
+// alternative name, trusting only their owner tag. Without the reaper,
+// Delete returns when the TAPs are gone. With it, Delete dooms them (moves
+// them into the reserved group, which takes one message per TAP and no RCU
+// wait) and returns; the reaper deletes them, and Flush waits for that.
 func (b *Bridge) Delete(ctx context.Context, vmIDs []string) ([]string, error) {
 	ids, verr := validIDs(vmIDs)
 	if len(ids) == 0 {
 		return nil, verr
 	}
-	if b.enqueue(ids) {
-		b.at(hookDeleteQueued)
-		return ids, verr
+	// Lock the VMs in a fixed order: two Deletes of overlapping sets must
+	// not deadlock.
+	sorted := ids
+	if len(ids) > 1 {
+		sorted = slices.Sorted(slices.Values(ids))
 	}
 	unlocks := make([]func(), 0, len(ids))
-	for _, id := range slices.Sorted(slices.Values(ids)) {
+	for _, id := range sorted {
 		unlocks = append(unlocks, b.vms.lock(id))
 	}
 	defer func() {
@@ -247,8 +222,20 @@ func (b *Bridge) Delete(ctx context.Context, vmIDs []string) ([]string, error) {
 			u()
 		}
 	}()
-	known := b.forget(ids)
-	if err := b.deleteVMs(ctx, ids, known); err != nil {
+	indexes, err := b.resolve(ctx, ids, b.forget(ids))
+	if err != nil {
+		return nil, errors.Join(verr, fmt.Errorf("delete: %w", err))
+	}
+	if r := b.runningReaper(); r != nil {
+		// Doom the TAPs now, delete them with the next group deletion.
+		if err := b.markIndexes(ctx, indexes); err != nil {
+			return nil, errors.Join(verr, fmt.Errorf("delete: %w", err))
+		}
+		b.queue(r, len(ids))
+		b.at(hookDeleteQueued)
+		return ids, verr
+	}
+	if err := b.deleteIndexes(ctx, indexes); err != nil {
 		return nil, errors.Join(verr, fmt.Errorf("delete: %w", err))
 	}
 	return ids, verr
@@ -279,15 +266,20 @@ func CleanupTAPs(vmIDs []string) []string {
 	return done
 }
 
-// reaper deletes queued VMs' TAPs in batches, on its own goroutine.
+// reaper deletes the instance's doomed TAPs, which Delete moved into the
+// reserved group, with one group deletion per cycle, on its own goroutine.
 type reaper struct {
 	wake chan struct{}
 	stop chan struct{}
 	done chan struct{}
 
+	// conn is the reaper's own socket: a group deletion holds its socket
+	// for the RCU grace periods it waits (unregister_netdevice_many,
+	// netdev_run_todo), and must not hold up Config behind the Bridge's.
+	conn *rtnl.Conn
+
 	// Guarded by Bridge.mu.
-	queue   map[string][]nicRef      // VMs waiting; nil refs: look them up
-	running map[string]chan struct{} // VMs in the current cycle
+	pending int // VMs Delete doomed since the last cycle
 	stats   ReaperStats
 
 	// stopping is set when StopReaper closes stop: Delete no longer
@@ -304,11 +296,14 @@ type ReaperStats struct {
 	LastErr error // the last cycle's error, if it failed
 }
 
-// StartReaper makes Delete asynchronous: from now on it queues VMs and
-// returns, and a goroutine deletes the queued TAPs together, after
-// Config.ReapInterval or as soon as Config.ReapBatch VMs wait. The
-// goroutine runs until StopReaper or Close. Starting a running reaper is a
-// no-op.
+// StartReaper makes Delete asynchronous: from now on it only dooms the
+// VMs' TAPs (moves them into the instance's reserved device group, one
+// cheap message per TAP) and returns, and a goroutine deletes every doomed
+// TAP with one group deletion, after Config.ReapInterval or as soon as
+// Config.ReapBatch VMs wait. A Config of a doomed VM deletes its doomed TAPs
+// first, so the VM ID can be reused at once; GC reclaims doomed TAPs left
+// by a process that died. The goroutine runs until StopReaper or Close.
+// Starting a running reaper is a no-op.
 func (b *Bridge) StartReaper() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -316,11 +311,16 @@ func (b *Bridge) StartReaper() {
 		return
 	}
 	r := &reaper{
-		wake:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		queue:   make(map[string][]nicRef),
-		running: make(map[string]chan struct{}),
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+		conn: b.conn,
+	}
+	if conn, err := rtnl.Dial(&rtnl.Config{NetNS: b.nsFD}); err == nil {
+		r.conn = conn
+	} else {
+		// Degraded, not broken: share the Bridge's socket, and say why.
+		r.stats.LastErr = fmt.Errorf("reaper socket: %w", err)
 	}
 	b.reaper = r
 	go b.reap(r)
@@ -353,34 +353,26 @@ func (b *Bridge) StopReaper(ctx context.Context) error {
 	if b.reaper == r {
 		b.reaper = nil
 		b.last = r.stats
+		if r.conn != b.conn {
+			r.conn.Close()
+		}
 	}
 	return r.stats.LastErr
 }
 
-// Flush deletes every queued VM's TAPs now, on the caller's goroutine, and
-// returns the error of that deletion. It is a no-op without a reaper.
+// Flush deletes every doomed TAP of the instance now, on the caller's
+// goroutine, and returns the error of that deletion. Deletions requested
+// before Flush are done when it returns (a cycle the reaper goroutine is
+// running is ordered before Flush's on the socket). It is a no-op without a
+// reaper.
 func (b *Bridge) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	r := b.reaper
+	b.mu.Unlock()
 	if r == nil {
-		b.mu.Unlock()
 		return nil
 	}
-	// A cycle the reaper goroutine already started is waited for too.
-	running := make(map[chan struct{}]bool)
-	for _, done := range r.running {
-		running[done] = true
-	}
-	b.mu.Unlock()
-	err := b.reapOnce(ctx, r)
-	for done := range running {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return errors.Join(err, fmt.Errorf("flush: %w", ctx.Err()))
-		}
-	}
-	return err
+	return b.reapOnce(ctx, r)
 }
 
 // Stats returns the reaper's counters; after StopReaper, those of the
@@ -392,35 +384,34 @@ func (b *Bridge) Stats() ReaperStats {
 		return b.last
 	}
 	s := b.reaper.stats
-	s.Queued = len(b.reaper.queue)
+	s.Queued = b.reaper.pending
 	return s
 }
 
-// enqueue queues the VMs if the reaper runs, and reports whether it did.
-func (b *Bridge) enqueue(ids []string) bool {
+// runningReaper returns the reaper Delete should hand its VMs to, or nil
+// when deletion is synchronous.
+func (b *Bridge) runningReaper() *reaper {
 	b.mu.Lock()
-	r := b.reaper
-	if r == nil || r.stopping {
-		b.mu.Unlock()
-		return false
+	defer b.mu.Unlock()
+	if b.reaper == nil || b.reaper.stopping {
+		return nil
 	}
-	for _, id := range ids {
-		refs := b.known[id]
-		delete(b.known, id)
-		if old, ok := r.queue[id]; ok && refs == nil {
-			refs = old
-		}
-		r.queue[id] = refs
-	}
-	full := len(r.queue) >= b.conf.ReapBatch
+	return b.reaper
+}
+
+// queue counts n more doomed VMs and wakes the reaper when it has to act:
+// on the first VM (to start its interval) and when the batch is full.
+func (b *Bridge) queue(r *reaper, n int) {
+	b.mu.Lock()
+	wake := r.pending == 0 || r.pending+n >= b.conf.ReapBatch
+	r.pending += n
 	b.mu.Unlock()
-	if full || len(ids) > 0 {
+	if wake {
 		select {
 		case r.wake <- struct{}{}:
 		default:
 		}
 	}
-	return true
 }
 
 func (b *Bridge) reap(r *reaper) {
@@ -455,77 +446,34 @@ func (b *Bridge) reap(r *reaper) {
 func (b *Bridge) queued(r *reaper) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(r.queue)
+	return r.pending
 }
 
-// reapOnce deletes everything queued now, in one group deletion.
+// reapOnce deletes every doomed TAP of the instance with one group
+// deletion. It always sends it, even with nothing counted as pending: TAPs
+// doomed by another process or a stopped reaper of this instance go too,
+// and a Flush is ordered after a cycle the goroutine may be running.
 func (b *Bridge) reapOnce(ctx context.Context, r *reaper) error {
 	b.mu.Lock()
-	if len(r.queue) == 0 {
-		b.mu.Unlock()
-		return nil
-	}
-	queue := r.queue
-	r.queue = make(map[string][]nicRef)
-	done := make(chan struct{})
-	ids := make([]string, 0, len(queue))
-	known := make(map[string][]nicRef, len(queue))
-	for id, refs := range queue {
-		r.running[id] = done
-		ids = append(ids, id)
-		if refs != nil {
-			known[id] = refs
-		}
-	}
+	n := r.pending
+	r.pending = 0
 	b.mu.Unlock()
 
-	err := b.deleteVMs(ctx, ids, known)
+	b.at(hookReaping)
+	var batch rtnl.Batch
+	batch.DeleteGroup(b.group)
+	res, _ := r.conn.Exec(ctx, &batch)
+	err := realErrs(res)
 
 	b.mu.Lock()
-	for _, id := range ids {
-		delete(r.running, id)
-	}
+	defer b.mu.Unlock()
 	r.stats.Cycles++
 	if err != nil {
-		r.stats.Failed += len(ids)
+		r.stats.Failed += n
 		r.stats.LastErr = err
 	} else {
-		r.stats.Reaped += len(ids)
+		r.stats.Reaped += n
 		r.stats.LastErr = nil
 	}
-	b.mu.Unlock()
-	close(done)
 	return err
-}
-
-// finishQueuedDelete makes sure no queued or running deletion of vmID is
-// left before Config recreates it: a queued one is done now, a running one
-// is waited for.
-func (b *Bridge) finishQueuedDelete(ctx context.Context, vmID string) error {
-	b.mu.Lock()
-	r := b.reaper
-	if r == nil {
-		b.mu.Unlock()
-		return nil
-	}
-	if done, ok := r.running[vmID]; ok {
-		b.mu.Unlock()
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	refs, queued := r.queue[vmID]
-	delete(r.queue, vmID)
-	b.mu.Unlock()
-	if !queued {
-		return nil
-	}
-	var known map[string][]nicRef
-	if refs != nil {
-		known = map[string][]nicRef{vmID: refs}
-	}
-	return b.deleteVMs(ctx, []string{vmID}, known)
 }

@@ -32,14 +32,14 @@
 // # Delete path
 //
 // Deleting a link waits for an RCU grace period. Delete therefore moves a
-// VM's TAPs into a device group reserved for the instance and deletes the
-// whole group with one message (one grace period for the batch). With the
-// reaper started ([Bridge.StartReaper]) Delete only queues the VM and
-// returns; the reaper deletes everything queued together, after
-// Config.ReapInterval or when Config.ReapBatch VMs wait. A Config for a VM
-// whose deletion is still queued finishes that deletion first. If the
-// process dies with deletions queued, the TAPs stay tagged and GC reclaims
-// them.
+// VM's TAPs into a device group reserved for the instance ("dooms" them)
+// and deletes the whole group with one message (one grace period for the
+// batch). With the reaper started ([Bridge.StartReaper]) Delete only dooms
+// the TAPs, which costs no grace period, and returns; the reaper deletes
+// every doomed TAP together, after Config.ReapInterval or when
+// Config.ReapBatch VMs wait. A Config for a VM whose TAPs are doomed deletes
+// them first, so the ID can be reused at once. If the process dies before
+// the reaper runs, the doomed TAPs stay tagged and GC reclaims them.
 //
 // # Bridge MAC
 //

@@ -239,16 +239,20 @@ func TestIntegrationFaultKill(t *testing.T) {
 		{scenario: faultGrow, point: hookAfterSetup, rerun: "vm-live0", verifyBefore: "nic 2: TAP missing (the VM has 3 NICs)", before: func(t *testing.T, s *state) {
 			checkVMTAPs(t, s, "vm-live0", 2, false)
 		}},
-		{scenario: faultGrow, point: hookPersisted, rerun: "vm-live0", before: func(t *testing.T, s *state) {
+		// NIC 2 is persistent, tagged and on the bridge but not up yet:
+		// Config brings links up after closing their files.
+		{scenario: faultGrow, point: hookPersisted, rerun: "vm-live0", verifyBefore: "nic 2 (btvm-live0-2): down", before: func(t *testing.T, s *state) {
 			checkVMTAPs(t, s, "vm-live0", 3, false)
 		}},
-		// Delete queued the VM, the reaper never ran: its TAPs are intact.
+		// Delete doomed the VM's TAPs (moved them into the reserved group)
+		// and returned; the reaper never ran.
 		{scenario: faultQueued, point: hookDeleteQueued, reclaimed: 2, before: func(t *testing.T, s *state) {
-			checkVMTAPs(t, s, "vm-gone", 2, false)
+			checkVMTAPs(t, s, "vm-gone", 2, true)
 		}},
-		// The reaper, or a synchronous Delete, moved the TAPs into the
-		// reserved group and died before deleting the group.
-		{scenario: faultReaper, point: hookDeleteMarked, reclaimed: 2, before: func(t *testing.T, s *state) {
+		// The reaper started its group deletion and died; a synchronous
+		// Delete moved the TAPs into the reserved group and died before
+		// deleting the group.
+		{scenario: faultReaper, point: hookReaping, reclaimed: 2, before: func(t *testing.T, s *state) {
 			checkVMTAPs(t, s, "vm-gone", 2, true)
 		}},
 		{scenario: faultSyncDel, point: hookDeleteMarked, reclaimed: 2, before: func(t *testing.T, s *state) {

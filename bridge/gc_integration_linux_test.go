@@ -574,7 +574,7 @@ func TestIntegrationGCModuleWithoutBridge(t *testing.T) {
 		o := gc.New()
 		gc.Register(o, m)
 		gc.Register(o, newGCLive("vm-live").module())
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		mr := gcRun(t, o, f.b.inst)
 		checkFDs(t, fds, "a GCModule cycle")
 		gcCheckReport(t, mr, gcNames(live, dead), gcNames(dead))
@@ -619,7 +619,7 @@ func TestIntegrationGCModuleWithoutBridge(t *testing.T) {
 		o := gc.New()
 		gc.Register(o, GCModule(dir))
 		gc.Register(o, newGCLive().module())
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		rep, err := o.RunReport(t.Context())
 		checkFDs(t, fds, "a failed GCModule cycle")
 		if err == nil || !errors.Is(err, os.ErrNotExist) || rep != nil {

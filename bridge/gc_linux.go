@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"maps"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,20 +22,24 @@ import (
 // bridgeSnapshot is one GC scan of an instance's TAPs.
 type bridgeSnapshot struct {
 	candidates []gc.Candidate
-	taps       map[string]scannedTAP // by name
+	taps       []scannedTAP // taps[i] is candidates[i]
 	policy     gc.Policy
 	creating   map[string]struct{} // VMs whose Config runs in this process
-	scanned    []string
 }
 
 type scannedTAP struct {
 	index uint32
 	alias string // the exact tag, to recognise the same TAP when reclaiming
-	vmID  string
 }
 
 // ScannedIDs lists the names of the instance's TAPs the scan saw.
-func (s bridgeSnapshot) ScannedIDs() []string { return s.scanned }
+func (s bridgeSnapshot) ScannedIDs() []string {
+	ids := make([]string, len(s.candidates))
+	for i, c := range s.candidates {
+		ids[i] = c.ID
+	}
+	return ids
+}
 
 // Explain gives, for each scanned TAP, why a cycle with these snapshots
 // reclaims or keeps it.
@@ -61,10 +64,17 @@ func (s bridgeSnapshot) Explain(others map[string]any) map[string]gc.Reason {
 // whether any snapshot implements ActiveVMIDs at all; a snapshot that does
 // and returns an empty or nil map is a live set with no VM in it.
 func (s bridgeSnapshot) live(others map[string]any) (live map[string]struct{}, haveLive bool) {
+	var sets []map[string]struct{}
 	for _, o := range others {
-		if _, ok := o.(interface{ ActiveVMIDs() map[string]struct{} }); ok {
+		if a, ok := o.(interface{ ActiveVMIDs() map[string]struct{} }); ok {
 			haveLive = true
+			sets = append(sets, a.ActiveVMIDs())
 		}
+	}
+	if len(sets) == 1 && len(s.creating) == 0 {
+		// The usual case: one live set, used as is (Diff only reads it)
+		// rather than copied, since it may hold thousands of VMs.
+		return sets[0], haveLive
 	}
 	live = gc.Collect(others, gc.VMIDs)
 	maps.Copy(live, s.creating)
@@ -82,6 +92,7 @@ type gcModule struct {
 	inflightEx *flock.Lock
 	heldEx     bool           // inflightEx is held for this cycle
 	cycle      *config.Config // the settings the held locks were chosen by
+	lastScan   int            // TAPs the last scan found: the next one's size hint
 
 	hook hookFunc // tests only: see hooks_linux.go; RegisterGC copies the Bridge's
 }
@@ -212,7 +223,12 @@ func (m *gcModule) cycleSettings() (config.Config, error) {
 // namespace; done releases what conn opened.
 func (m *gcModule) conn(c *config.Config) (conn *rtnl.Conn, done func(), err error) {
 	if m.b != nil {
-		return m.b.conn, func() {}, nil
+		// A socket of its own: a scan of thousands of TAPs must not hold up
+		// the Bridge's Configs behind its socket's lock.
+		if conn, err = rtnl.Dial(&rtnl.Config{NetNS: m.b.nsFD}); err != nil {
+			return nil, nil, err
+		}
+		return conn, func() { conn.Close() }, nil
 	}
 	fd := 0
 	if c.NetnsPath != "" {
@@ -248,7 +264,10 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 		return bridgeSnapshot{}, err
 	}
 	defer done()
-	s := bridgeSnapshot{taps: make(map[string]scannedTAP)}
+	s := bridgeSnapshot{
+		candidates: make([]gc.Candidate, 0, m.lastScan),
+		taps:       make([]scannedTAP, 0, m.lastScan),
+	}
 	if m.b != nil {
 		m.b.mu.Lock()
 		s.creating = make(map[string]struct{}, len(m.b.creating))
@@ -259,31 +278,28 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 	}
 	group := m.inst.Group()
 	var tag owner.Tag
-	err = conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun"}, func(l *rtnl.Link) error {
+	err = conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun", Brief: true}, func(l *rtnl.Link) error {
 		if !(l.Tun != nil && l.Tun.TAP && owner.ParseTag(l.Alias, &tag) && tag.Instance == m.inst) {
 			return nil
 		}
-		// The walk reuses l; the candidate and record keep their own copies
-		// (the VM ID is a substring of the alias).
-		alias := strings.Clone(l.Alias)
-		vmID := alias[strings.Index(alias, " v=")+3:][:len(tag.VMID)]
+		// The walk reuses l, but not the strings it decodes: the name,
+		// the alias and the VM ID in it (a substring) stay valid.
 		s.candidates = append(s.candidates, gc.Candidate{
 			ID:      l.Name,
-			Owner:   vmID,
+			Owner:   tag.VMID,
 			Created: time.UnixMilli(tag.Created),
 			InUse:   attached(l),
 			Doomed:  l.Group == group,
 		})
-		s.taps[l.Name] = scannedTAP{index: l.Index, alias: alias, vmID: vmID}
-		s.scanned = append(s.scanned, l.Name)
+		s.taps = append(s.taps, scannedTAP{index: l.Index, alias: l.Alias})
 		return nil
 	}, func() {
-		s.candidates, s.scanned = s.candidates[:0], s.scanned[:0]
-		clear(s.taps)
+		s.candidates, s.taps = s.candidates[:0], s.taps[:0]
 	})
 	if err != nil {
 		return bridgeSnapshot{}, fmt.Errorf("scan TAPs: %w", err)
 	}
+	m.lastScan = len(s.candidates)
 	s.policy = gc.Policy{Now: time.Now(), Grace: c.GCGrace}
 	return s, nil
 }
@@ -328,10 +344,19 @@ func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) 
 		return err
 	}
 	defer done()
+	scanned := make(map[string]scannedTAP, len(ids))
+	for _, id := range ids {
+		scanned[id] = scannedTAP{}
+	}
+	for i, c := range s.candidates {
+		if _, ok := scanned[c.ID]; ok {
+			scanned[c.ID] = s.taps[i]
+		}
+	}
 	var batch rtnl.Batch
 	links := make([]rtnl.Link, len(ids))
 	for i, id := range ids {
-		batch.GetLinkByIndex(s.taps[id].index, &links[i])
+		batch.GetLinkByIndex(scanned[id].index, &links[i])
 	}
 	res, _ := conn.Exec(ctx, &batch)
 	failed := gc.Failures{}
@@ -343,7 +368,7 @@ func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) 
 			// Already deleted: nothing to do.
 		case res[i] != nil:
 			failed[id] = res[i]
-		case l.Alias != s.taps[id].alias || l.Name != id:
+		case l.Alias != scanned[id].alias || l.Name != id:
 			failed[id] = errors.New("changed since the scan; left alone")
 		case attached(l):
 			failed[id] = errors.New("opened since the scan; left alone")

@@ -343,7 +343,7 @@ func (f *fixture) addForeignTAP(t *testing.T, name string) {
 // checkFDs fails the test if the process's fd count differs from before.
 func checkFDs(t *testing.T, before int, what string) {
 	t.Helper()
-	if got := testutil.FDCount(t); got != before {
+	if got := testutil.FDCountBusy(t); got != before {
 		t.Errorf("%s: %d open fds, want %d as before", what, got, before)
 	}
 }

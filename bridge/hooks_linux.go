@@ -19,9 +19,12 @@ const (
 	// hookPersisted: Config made one more new TAP persistent (called once
 	// per TAP).
 	hookPersisted = "persisted"
-	// hookDeleteQueued: Delete queued VMs for the reaper and is returning.
+	// hookDeleteQueued: Delete doomed VMs' TAPs for the reaper and is
+	// returning.
 	hookDeleteQueued = "delete-queued"
-	// hookDeleteMarked: a deletion (Delete, the reaper, Config's doomed
+	// hookReaping: the reaper is about to delete the reserved group.
+	hookReaping = "reaping"
+	// hookDeleteMarked: a deletion (a synchronous Delete, Config's doomed
 	// TAPs, GC) moved TAPs into the reserved group and has not yet deleted
 	// the group.
 	hookDeleteMarked = "delete-marked"

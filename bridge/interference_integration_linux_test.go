@@ -142,7 +142,7 @@ func TestIntegrationBridgeGoneAndBack(t *testing.T) {
 	// The kernel released the ports (br_dev_delete): the TAPs stay,
 	// detached.
 	f.checkLinks(t, append([]string{"lo"}, gcNames(old, del, queued, crashed)...))
-	fds := testutil.FDCount(t)
+	fds := testutil.FDCountBusy(t)
 	links := f.linkNames(t)
 
 	gone := func(what string) {
@@ -249,7 +249,7 @@ func TestIntegrationHostileInput(t *testing.T) {
 		ns2 := testutil.NetNS(t)
 		testutil.AddBridge(t, ns2, "brother0")
 		before, before2 := f.links(t), testutil.IPLinks(t, ns2)
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		conf := &config.Config{RootDir: t.TempDir(), NetnsPath: testutil.NSPath(f.ns)}
 		for name, open := range map[string]func(*config.Config, string) (*Bridge, error){"New": New, "Open": Open} {
 			b, err := open(conf, "brother0")
@@ -272,7 +272,7 @@ func TestIntegrationHostileInput(t *testing.T) {
 	})
 
 	t.Run("nil config", func(t *testing.T) {
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		for name, open := range map[string]func(*config.Config, string) (*Bridge, error){"New": New, "Open": Open} {
 			b, err := open(nil, testBridge)
 			if b != nil {
@@ -291,7 +291,7 @@ func TestIntegrationHostileInput(t *testing.T) {
 		rb := f.newBridge(t, &config.Config{RootDir: f.dir, ReapInterval: time.Hour, ReapBatch: 1 << 20})
 		rb.StartReaper()
 		before := f.links(t)
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		for _, id := range []string{
 			"", strings.Repeat("a", 200), strings.Repeat("a", owner.MaxVMIDLen+1), "vm-é", "vm/1", "vm%d", "vm:1",
 			"vm 1", "vm\n1", "vm\t1", "..", ".", "vm\x001", "vm\xa0", "\xff\xfe",
@@ -336,7 +336,7 @@ func TestIntegrationHostileInput(t *testing.T) {
 		f.config(t, "vm-a", 2, nil)
 		f.config(t, "vm-b", 1, nil)
 		keep := f.config(t, "vm-keep", 1, nil)
-		fds := testutil.FDCount(t)
+		fds := testutil.FDCountBusy(t)
 		ids := []string{"vm-a", "", "vm-a", "vm/x", "vm-b", "..", "vm-b", strings.Repeat("x", 200), "vm-never", "vm-a"}
 		got, err := f.b.Delete(ctx, ids)
 		if want := []string{"vm-a", "vm-b", "vm-never"}; !slices.Equal(got, want) {

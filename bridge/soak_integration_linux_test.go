@@ -497,7 +497,7 @@ func TestIntegrationSoakHelperProcess(t *testing.T) {
 	workers, _ := strconv.Atoi(os.Getenv(soakWorkersEnv))
 	vms, _ := strconv.Atoi(os.Getenv(soakVMsEnv))
 	seed, _ := strconv.ParseUint(os.Getenv(soakSeedEnv), 10, 64)
-	fds, goroutines := testutil.FDCount(t), runtime.NumGoroutine()
+	fds, goroutines := testutil.FDCountBusy(t), runtime.NumGoroutine()
 	s := newSoakProc(t, "c", os.Getenv(soakRootEnv), os.Getenv(soakNetnsEnv), os.Getenv(soakLiveEnv))
 	s.run(t, workers, vms, seed)
 	s.close(t)
@@ -575,7 +575,7 @@ func TestIntegrationSoak(t *testing.T) {
 	livePath := filepath.Join(t.TempDir(), "vms.json")
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	fds, goroutines := testutil.FDCount(t), runtime.NumGoroutine()
+	fds, goroutines := testutil.FDCountBusy(t), runtime.NumGoroutine()
 
 	parent := newSoakProc(t, "p", f.dir, testutil.NSPath(f.ns), livePath)
 	live := parent.live

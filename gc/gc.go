@@ -76,7 +76,7 @@ type Report struct {
 // ModuleReport is what one cycle did in one module.
 type ModuleReport struct {
 	Scanned   []string          // what ReadDB saw, if the snapshot is a Scanner
-	Reasons   map[string]Reason // why each scanned ID is reclaimed or kept, if the snapshot is an Explainer
+	Reasons   map[string]Reason // Plan only: why each scanned ID is reclaimed or kept, if the snapshot is an Explainer
 	Orphans   []string          // what Resolve chose
 	Reclaimed []string          // Orphans that Collect did not report as failed
 	Failed    map[string]error  // Orphans that Collect could not reclaim
@@ -193,7 +193,9 @@ func (o *Orchestrator) cycle(ctx context.Context, reclaim bool) (_ *Report, err 
 		if sc, ok := snaps[m.name()].(Scanner); ok {
 			mr.Scanned = sc.ScannedIDs()
 		}
-		if ex, ok := snaps[m.name()].(Explainer); ok {
+		if ex, ok := snaps[m.name()].(Explainer); ok && !reclaim {
+			// Dry runs only: explaining thousands of IDs costs more than
+			// deciding about them.
 			mr.Reasons = ex.Explain(snaps)
 		}
 		rep.Modules[m.name()] = mr

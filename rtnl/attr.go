@@ -105,3 +105,15 @@ func (a *attrs) u32() uint32 {
 func (a *attrs) str() string {
 	return string(bytes.TrimRight(a.data, "\x00"))
 }
+
+// kind is str for IFLA_INFO_KIND and IFLA_INFO_SLAVE_KIND, without an
+// allocation for the kinds a scan meets by the thousand.
+func (a *attrs) kind() string {
+	k := bytes.TrimRight(a.data, "\x00")
+	for _, known := range [...]string{"tun", "bridge", "veth"} {
+		if string(k) == known {
+			return known
+		}
+	}
+	return string(k)
+}

@@ -51,8 +51,9 @@ type Config struct {
 // A Conn is safe for concurrent use; requests are serialized on the socket
 // (the kernel serializes them under RTNL anyway).
 type Conn struct {
-	mu sync.Mutex
-	nl *netlink.Conn
+	mu  sync.Mutex
+	nl  *netlink.Conn
+	buf []byte // dump datagrams are read here (recvDump); guarded by mu
 }
 
 // Dial opens an rtnetlink socket in the namespace cfg names.
@@ -124,12 +125,24 @@ func setRecvBufferForce(nl *netlink.Conn, n int) error {
 // with an error satisfying errors.Is(err, unix.ENODEV) if there is no such
 // link.
 func (c *Conn) IndexByName(ctx context.Context, name string) (uint32, error) {
+	index, _, err := c.ifreqs(ctx, name, false)
+	return index, err
+}
+
+// IndexMTUByName is IndexByName that also returns the link's MTU, with a
+// second ioctl (SIOCGIFMTU): two system calls and no message for the kernel
+// to fill, where RTM_GETLINK costs a full link description.
+func (c *Conn) IndexMTUByName(ctx context.Context, name string) (index, mtu uint32, err error) {
+	return c.ifreqs(ctx, name, true)
+}
+
+func (c *Conn) ifreqs(ctx context.Context, name string, withMTU bool) (index, mtu uint32, err error) {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		return 0, fmt.Errorf("index of %q: %w", name, err)
+		return 0, 0, fmt.Errorf("index of %q: %w", name, err)
 	}
 	c.mu.Lock()
 	rc, err := c.nl.SyscallConn()
@@ -138,22 +151,33 @@ func (c *Conn) IndexByName(ctx context.Context, name string) (uint32, error) {
 		// Not a real socket (nltest): fall back to RTM_GETLINK.
 		l, err := c.LinkByName(ctx, name)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		return l.Index, nil
+		return l.Index, l.MTU, nil
 	}
+	op := "ioctl SIOCGIFINDEX"
 	var ierr error
 	cerr := rc.Control(func(fd uintptr) {
-		ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFINDEX, ifr)
+		if ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFINDEX, ifr); ierr != nil || !withMTU {
+			return
+		}
+		index = ifr.Uint32()
+		op = "ioctl SIOCGIFMTU"
+		if ierr = unix.IoctlIfreq(int(fd), unix.SIOCGIFMTU, ifr); ierr == nil {
+			mtu = ifr.Uint32()
+		}
 	})
 	c.mu.Unlock()
 	if cerr != nil {
-		return 0, fmt.Errorf("index of %s: %w", name, cerr)
+		return 0, 0, fmt.Errorf("index of %s: %w", name, cerr)
 	}
 	if ierr != nil {
-		return 0, fmt.Errorf("index of %s: %w", name, os.NewSyscallError("ioctl SIOCGIFINDEX", ierr))
+		return 0, 0, fmt.Errorf("index of %s: %w", name, os.NewSyscallError(op, ierr))
 	}
-	return ifr.Uint32(), nil
+	if !withMTU {
+		index = ifr.Uint32()
+	}
+	return index, mtu, nil
 }
 
 // Exec sends every request of b and reads back one answer per request.
@@ -308,21 +332,22 @@ func (c *Conn) dump(ctx context.Context, op string, req netlink.Message, fn func
 		}
 		intr := false
 		var ferr error
-		for m, err := range c.nl.ReceiveIter() {
-			if err != nil {
-				return fmt.Errorf("%s: %w", op, err)
-			}
+		err = c.recvDump(func(m *netlink.Message) error {
 			if m.Header.Sequence != sent.Header.Sequence {
-				return fmt.Errorf("%s: reply has sequence %d, want %d", op, m.Header.Sequence, sent.Header.Sequence)
+				return fmt.Errorf("reply has sequence %d, want %d", m.Header.Sequence, sent.Header.Sequence)
 			}
 			if m.Header.Flags&netlink.DumpInterrupted != 0 {
 				intr = true
 			}
 			// Keep reading to the end even after an error or an
 			// interruption, so that the socket holds no stale replies.
-			if ferr == nil && !intr {
-				ferr = fn(&m)
+			if ferr == nil && !intr && m.Header.Type != netlink.Done {
+				ferr = fn(m)
 			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
 		}
 		if ferr != nil {
 			return fmt.Errorf("%s: %w", op, ferr)
@@ -332,4 +357,84 @@ func (c *Conn) dump(ctx context.Context, op string, req netlink.Message, fn func
 		}
 	}
 	return fmt.Errorf("%s: %w after %d attempts", op, ErrDumpInterrupted, dumpRetries+1)
+}
+
+var (
+	errTruncated     = errors.New("netlink message truncated")
+	errShortMessage  = errors.New("netlink message shorter than its header")
+	errDumpNoMessage = errors.New("netlink dump datagram holds no message")
+)
+
+// recvDump reads the replies of one dump and calls each for every message,
+// NLMSG_DONE included (its flags carry NLM_F_DUMP_INTR too), until the
+// dump is done or each fails. On a real socket it reads into the Conn's own
+// buffer: a scan of thousands of links then costs no allocation per
+// datagram, where netlink.Conn copies every datagram it reads. m.Data
+// aliases that buffer and is valid only during the call. A socket without
+// SyscallConn (nltest) is read through netlink.Conn.
+func (c *Conn) recvDump(each func(m *netlink.Message) error) error {
+	rc, err := c.nl.SyscallConn()
+	if err != nil {
+		for m, err := range c.nl.ReceiveIter() {
+			if err != nil {
+				return err
+			}
+			if err := each(&m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, messageBufferSize)
+	}
+	for {
+		var n, flags int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, flags, _, rerr = unix.Recvmsg(int(fd), c.buf, nil, 0)
+			return rerr != unix.EAGAIN && rerr != unix.EINTR
+		}); err != nil {
+			return &netlink.OpError{Op: "receive", Err: err}
+		}
+		switch {
+		case rerr != nil:
+			return &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", rerr)}
+		case flags&unix.MSG_TRUNC != 0:
+			return &netlink.OpError{Op: "receive", Err: errTruncated}
+		case n < unix.NLMSG_HDRLEN:
+			return &netlink.OpError{Op: "receive", Err: errDumpNoMessage}
+		}
+		for b := c.buf[:n]; len(b) > 0; {
+			l := int(ne.Uint32(b[0:4]))
+			if len(b) < unix.NLMSG_HDRLEN || l < unix.NLMSG_HDRLEN || l > len(b) {
+				return &netlink.OpError{Op: "receive", Err: errShortMessage}
+			}
+			m := netlink.Message{
+				Header: netlink.Header{
+					Length:   uint32(l),
+					Type:     netlink.HeaderType(ne.Uint16(b[4:6])),
+					Flags:    netlink.HeaderFlags(ne.Uint16(b[6:8])),
+					Sequence: ne.Uint32(b[8:12]),
+					PID:      ne.Uint32(b[12:16]),
+				},
+				Data: b[unix.NLMSG_HDRLEN:l],
+			}
+			b = b[min((l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1), len(b)):]
+			if m.Header.Type == netlink.Error || m.Header.Type == netlink.Done {
+				// Both may carry an errno: an error ends the dump.
+				if len(m.Data) >= 4 {
+					if e := int32(ne.Uint32(m.Data)); e != 0 {
+						return &netlink.OpError{Op: "receive", Err: unix.Errno(-e)}
+					}
+				}
+			}
+			if err := each(&m); err != nil {
+				return err
+			}
+			if m.Header.Type == netlink.Done || m.Header.Type == netlink.Error {
+				return nil
+			}
+		}
+	}
 }

@@ -109,6 +109,10 @@ type LinkFilter struct {
 	Master uint32
 	// Kind keeps only links of this IFLA_INFO_KIND, such as "tun".
 	Kind string
+
+	// Brief decodes less of each link, for scans of thousands of links:
+	// AltNames, Address, SlaveKind and Port stay empty and AddrGenMode -1.
+	Brief bool
 }
 
 // LinkByName returns the link named name. The kernel also matches
@@ -198,8 +202,7 @@ func (c *Conn) WalkLinks(ctx context.Context, f *LinkFilter, fn func(*Link) erro
 		if m.Header.Type != unix.RTM_NEWLINK {
 			return nil
 		}
-		l = Link{}
-		if err := l.unmarshal(m.Data); err != nil {
+		if err := l.decode(m.Data, f.Brief); err != nil {
 			return err
 		}
 		return fn(&l)
@@ -270,7 +273,11 @@ func (b *Batch) addGet(data []byte, err error, op string, dst *Link) {
 }
 
 // unmarshal decodes an RTM_NEWLINK payload into l.
-func (l *Link) unmarshal(b []byte) error {
+func (l *Link) unmarshal(b []byte) error { return l.decode(b, false) }
+
+// decode decodes an RTM_NEWLINK payload into l, all of it or, if brief, what
+// LinkFilter.Brief keeps.
+func (l *Link) decode(b []byte, brief bool) error {
 	if len(b) < unix.SizeofIfInfomsg {
 		return errShortLinkMessage
 	}
@@ -296,17 +303,23 @@ func (l *Link) unmarshal(b []byte) error {
 		case unix.IFLA_IFALIAS:
 			l.Alias = a.str()
 		case unix.IFLA_ADDRESS:
-			l.Address = net.HardwareAddr(bytes.Clone(a.data))
+			if !brief {
+				l.Address = net.HardwareAddr(bytes.Clone(a.data))
+			}
 		case unix.IFLA_OPERSTATE:
 			l.OperState = a.u8()
 		case unix.IFLA_CARRIER:
 			l.Carrier = a.u8() != 0
 		case unix.IFLA_PROP_LIST:
-			a.err = l.decodeProps(a.data)
+			if !brief {
+				a.err = l.decodeProps(a.data)
+			}
 		case unix.IFLA_LINKINFO:
-			a.err = l.decodeLinkInfo(a.data)
+			a.err = l.decodeLinkInfo(a.data, brief)
 		case unix.IFLA_AF_SPEC:
-			a.err = l.decodeAFSpec(a.data)
+			if !brief {
+				a.err = l.decodeAFSpec(a.data)
+			}
 		}
 	}
 	return a.err
@@ -322,7 +335,7 @@ func (l *Link) decodeProps(b []byte) error {
 	return a.err
 }
 
-func (l *Link) decodeLinkInfo(b []byte) error {
+func (l *Link) decodeLinkInfo(b []byte, brief bool) error {
 	// IFLA_INFO_KIND precedes IFLA_INFO_DATA in what the kernel sends
 	// (rtnl_link_info_fill), but keep the data until the kind is known.
 	var data, slaveData []byte
@@ -330,9 +343,11 @@ func (l *Link) decodeLinkInfo(b []byte) error {
 	for a.next() {
 		switch a.typ {
 		case unix.IFLA_INFO_KIND:
-			l.Kind = a.str()
+			l.Kind = a.kind()
 		case unix.IFLA_INFO_SLAVE_KIND:
-			l.SlaveKind = a.str()
+			if !brief {
+				l.SlaveKind = a.kind()
+			}
 		case unix.IFLA_INFO_DATA:
 			data = a.data
 		case unix.IFLA_INFO_SLAVE_DATA:
@@ -348,7 +363,7 @@ func (l *Link) decodeLinkInfo(b []byte) error {
 			return err
 		}
 	}
-	if l.SlaveKind == "bridge" && slaveData != nil {
+	if l.SlaveKind == "bridge" && slaveData != nil && !brief {
 		l.Port = new(PortInfo)
 		if err := l.Port.decode(slaveData); err != nil {
 			return err

@@ -21,8 +21,15 @@ import (
 // turns address generation off only after bringing the link up; send that
 // in an earlier message when it matters.
 type LinkChange struct {
-	// Index is the ifindex of the link to change. Required.
+	// Index is the ifindex of the link to change. Either Index or AltName
+	// is required.
 	Index uint32
+
+	// AltName, when Index is 0, selects the link by alternative name
+	// instead (rtnl_setlink: rtnl_dev_get). Selecting by a name that only
+	// its owner gives out is a guard: the request fails with ENODEV rather
+	// than change whatever device now holds a remembered ifindex.
+	AltName string
 
 	// Name renames the link when non-empty (the link must be down).
 	Name string
@@ -65,11 +72,15 @@ func (c *Conn) SetLink(ctx context.Context, ch *LinkChange) error {
 // SetLink adds the changes of ch as one request.
 func (b *Batch) SetLink(ch *LinkChange) {
 	data, err := ch.marshal()
-	b.add(unix.RTM_NEWLINK, netlink.Acknowledge, data, err, fmt.Sprintf("set link %d", ch.Index))
+	op := fmt.Sprintf("set link %d", ch.Index)
+	if ch.Index == 0 && ch.AltName != "" {
+		op = "set link " + ch.AltName
+	}
+	b.add(unix.RTM_NEWLINK, netlink.Acknowledge, data, err, op)
 }
 
 func (ch *LinkChange) marshal() ([]byte, error) {
-	if ch.Index == 0 {
+	if ch.Index == 0 && ch.AltName == "" {
 		return nil, errNoIndex
 	}
 	lm := rtnetlink.LinkMessage{Index: ch.Index, Attributes: &rtnetlink.LinkAttributes{
@@ -89,11 +100,15 @@ func (ch *LinkChange) marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ch.TxQueueLen == nil && ch.Group == nil && !ch.AddrGenModeNone {
+	selectAlt := ch.Index == 0
+	if ch.TxQueueLen == nil && ch.Group == nil && !ch.AddrGenModeNone && !selectAlt {
 		return b, nil
 	}
 	// rtnetlink v2 decodes but does not encode these.
 	return encodeAttrs(b, func(ae *netlink.AttributeEncoder) {
+		if selectAlt {
+			ae.String(unix.IFLA_ALT_IFNAME, ch.AltName)
+		}
 		if ch.TxQueueLen != nil {
 			ae.Uint32(unix.IFLA_TXQLEN, *ch.TxQueueLen)
 		}

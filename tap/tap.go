@@ -66,6 +66,13 @@ type Options struct {
 	// Zero means the calling thread's namespace; negative values are
 	// refused. The fd is borrowed.
 	NetNS int
+
+	// Files, if set, are files of /dev/net/tun opened beforehand (see
+	// OpenFiles), one per queue, used instead of opening new ones; the
+	// namespace they were opened in decides the TAP's, and NetNS is
+	// ignored. Create and Open take ownership of them: the Device owns them
+	// on success, and they are closed on failure.
+	Files []*os.File
 }
 
 // Flags are the TUN/TAP flags the kernel reports for an attached device.

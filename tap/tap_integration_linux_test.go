@@ -1065,3 +1065,49 @@ func rawTUNSETIFF(t *testing.T, ns int, name string) (string, error) {
 	}
 	return ifr.Name(), nil
 }
+
+// TestIntegrationOpenFiles checks files opened beforehand in a namespace:
+// the TAP made with them lands there whatever NetNS says, and every error
+// path closes them.
+func TestIntegrationOpenFiles(t *testing.T) {
+	ns := newNS(t)
+	fds := testutil.FDCount(t)
+	files, err := tap.OpenFiles(ns, 3)
+	if err != nil {
+		t.Fatalf("OpenFiles(ns, 3) = %v", err)
+	}
+	if got := testutil.FDCount(t) - fds; got != 3 {
+		t.Fatalf("OpenFiles(ns, 3) opened %d fds, want 3", got)
+	}
+	d, err := tap.Create("tbfiles0", &tap.Options{MultiQueue: true, Queues: 2, Files: files[:2]})
+	if err != nil {
+		t.Fatalf("Create(tbfiles0, Files) = %v", err)
+	}
+	if ipLinkByName(t, ns, "tbfiles0") == nil {
+		t.Errorf("ip link show tbfiles0 in the files' namespace: not found, want the TAP")
+	}
+	if got := d.Queues(); len(got) != 2 || got[0] != files[0] || got[1] != files[1] {
+		t.Errorf("Create(Files).Queues() = %v, want the files given", got)
+	}
+	d.Close() // not persistent: the TAP goes
+
+	// Errors close the files given: a wrong count, a bad name.
+	if _, err := tap.Create("tbfiles1", &tap.Options{Queues: 2, MultiQueue: true, Files: files[2:]}); !errors.Is(err, tap.ErrInvalidOptions) {
+		t.Errorf("Create with 1 file for 2 queues = %v, want ErrInvalidOptions", err)
+	}
+	more, err := tap.OpenFiles(ns, 1)
+	if err != nil {
+		t.Fatalf("OpenFiles(ns, 1) = %v", err)
+	}
+	if _, err := tap.Create("bad name", &tap.Options{Files: more}); !errors.Is(err, tap.ErrInvalidName) {
+		t.Errorf("Create(bad name, Files) = %v, want ErrInvalidName", err)
+	}
+	if got := testutil.FDCount(t); got != fds {
+		t.Errorf("after the failed Creates: %d open fds, want %d as before", got, fds)
+	}
+	for _, n := range []int{0, -1, tap.MaxQueues + 1} {
+		if _, err := tap.OpenFiles(ns, n); !errors.Is(err, tap.ErrInvalidOptions) {
+			t.Errorf("OpenFiles(ns, %d) = %v, want ErrInvalidOptions", n, err)
+		}
+	}
+}

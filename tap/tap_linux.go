@@ -48,7 +48,7 @@ func Open(name string, o *Options) (*Device, error) {
 	if o == nil {
 		o = &Options{}
 	}
-	oo := Options{MultiQueue: o.MultiQueue, Queues: o.Queues, VnetHdr: o.VnetHdr, NetNS: o.NetNS}
+	oo := Options{MultiQueue: o.MultiQueue, Queues: o.Queues, VnetHdr: o.VnetHdr, NetNS: o.NetNS, Files: o.Files}
 	d, err := attach(name, &oo, false)
 	if err != nil {
 		return nil, err
@@ -63,34 +63,40 @@ func Open(name string, o *Options) (*Device, error) {
 }
 
 func attach(name string, o *Options, create bool) (*Device, error) {
-	if err := ValidateName(name); err != nil {
-		return nil, err
+	var nq int
+	err := ValidateName(name)
+	if err == nil {
+		nq, err = o.queues(name)
 	}
-	nq, err := o.queues(name)
 	if err != nil {
+		for _, f := range o.Files {
+			f.Close() // owned from here on, as the doc says
+		}
 		return nil, err
 	}
 
+	files := o.Files
 	fds := make([]int, 0, nq)
 	closeAll := func() {
+		if files != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return
+		}
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
 	}
-	// Only open(2) has to happen in the target namespace: the file's socket
-	// records the namespace, and TUNSETIFF creates or finds the device there.
-	err = netns.Do(o.NetNS, func() error {
-		for range nq {
-			fd, err := unix.Open(tunPath, unix.O_RDWR|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return &os.PathError{Op: "open", Path: tunPath, Err: err}
-			}
-			fds = append(fds, fd)
+	if files != nil {
+		if len(files) != nq {
+			closeAll()
+			return nil, fmt.Errorf("tap %s: %w: %d files for %d queues", name, ErrInvalidOptions, len(files), nq)
 		}
-		return nil
-	})
-	if err != nil {
-		closeAll()
+		for _, f := range files {
+			fds = append(fds, int(f.Fd()))
+		}
+	} else if fds, err = openTUN(o.NetNS, nq); err != nil {
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
 
@@ -137,11 +143,59 @@ func attach(name string, o *Options, create bool) (*Device, error) {
 		kflags |= unix.IFF_PERSIST
 	}
 
-	d := &Device{name: name, flags: decodeFlags(kflags), files: make([]*os.File, len(fds))}
-	for i, fd := range fds {
-		d.files[i] = os.NewFile(uintptr(fd), tunPath)
+	d := &Device{name: name, flags: decodeFlags(kflags), files: files}
+	if d.files == nil {
+		d.files = make([]*os.File, len(fds))
+		for i, fd := range fds {
+			d.files[i] = os.NewFile(uintptr(fd), tunPath)
+		}
 	}
 	return d, nil
+}
+
+// OpenFiles opens n files of /dev/net/tun, close-on-exec, in the network
+// namespace netNS (0: the caller's), for Options.Files: a caller that
+// creates many TAPs in another namespace enters it once for several of
+// them instead of once each. The caller owns the files until it hands them
+// to Create or Open. An unused file holds no device and costs only its
+// socket.
+func OpenFiles(netNS, n int) ([]*os.File, error) {
+	if netNS < 0 || n < 1 || n > MaxQueues {
+		return nil, fmt.Errorf("open %s: %w: %d files in namespace fd %d", tunPath, ErrInvalidOptions, n, netNS)
+	}
+	fds, err := openTUN(netNS, n)
+	if err != nil {
+		return nil, err
+	}
+	files := make([]*os.File, n)
+	for i, fd := range fds {
+		files[i] = os.NewFile(uintptr(fd), tunPath)
+	}
+	return files, nil
+}
+
+// openTUN opens n files of /dev/net/tun in netNS. Only open(2) has to
+// happen in the target namespace: the file's socket records the namespace
+// (tun_chr_open), and TUNSETIFF creates or finds the device there.
+func openTUN(netNS, n int) ([]int, error) {
+	fds := make([]int, 0, n)
+	err := netns.Do(netNS, func() error {
+		for range n {
+			fd, err := unix.Open(tunPath, unix.O_RDWR|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return &os.PathError{Op: "open", Path: tunPath, Err: err}
+			}
+			fds = append(fds, fd)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	return fds, nil
 }
 
 // SetPersist sets (true) or clears (false) the device's persist flag

@@ -1,0 +1,42 @@
+// Package bench proves tapbridge's speed side by side with baselines, in one
+// `go test -bench` run. It holds no code of its own beyond the benchmarks
+// (in the _test files) and their helpers under internal/.
+//
+// Every benchmark runs each contender in its own fresh throwaway network
+// namespace, never the host's, with a bridge br0 in it. The contenders
+// (the impl= part of each name):
+//
+//   - tapbridge: the library (bridge.New on the namespace; Config, Delete
+//     with the reaper on, GC through a gc.Orchestrator); tapbridge-sync is
+//     the same with the reaper off and tapbridge-readdb the GC scan alone;
+//   - orig: the original design's call sequence on vishvananda/netlink
+//     v1.3.1 (package functions: one socket per call, default qdisc);
+//   - ip: iproute2 driven through one long-lived `ip -batch` process;
+//   - floor: the same kernel operations as tapbridge (noqueue qdisc; MTU,
+//     txqueuelen, MAC, owner tag, IPv6 address generation off, master and
+//     up; alternative name; learning off; the guest's static FDB entry;
+//     delete by moving into a group that an asynchronous reaper deletes,
+//     or, for floor-sync, one RTM_DELLINK each), written with x/sys/unix
+//     alone, one message and one acknowledgement at a time;
+//   - defaultqdisc (GuestTraffic only): tapbridge's TAPs with their root
+//     qdisc replaced by the default one, to isolate what noqueue changes.
+//
+// The benchmarks and their custom metrics:
+//
+//   - Config: p50-ms and p99-ms of one Config call (deletion outside the
+//     timed region), allocs/op for tapbridge;
+//   - Churn: VMs/s creating and deleting VMs with a bounded live set;
+//   - Delete: p50-ms and p99-ms of the caller's delete call (ns/op is one
+//     create and delete cycle);
+//   - TAPMemory: MB/TAP of kernel memory (MemFree delta) per multi-queue
+//     TAP while up;
+//   - GCScan: ms/scan over 5,000 TAPs among 7,006 links;
+//   - GCReclaim: ms/reclaim of one GC cycle reclaiming N orphans;
+//   - GuestTraffic: pkts/s and drop-% of frames a guest writes into one
+//     TAP and another guest reads from a second TAP across the bridge, with
+//     tapbridge's noqueue TAPs and the original's default qdisc.
+//
+// The benchmarks need root (CAP_NET_ADMIN and CAP_SYS_ADMIN), /dev/net/tun,
+// iproute2 (ip, tc) and nsenter, and skip otherwise. Run them with `make bench`,
+// which prints the table of cmd/benchtable at the end.
+package bench
