@@ -1,7 +1,6 @@
 package fuzz
 
 import (
-	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -116,7 +115,7 @@ func FuzzIfName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		err := tap.ValidateName(name)
 		want := name != "" && len(name) <= 15 && name != "." && name != ".." &&
-			bytes.IndexAny([]byte(name), "/:% \t\n\v\f\r\x00") < 0 && bytes.IndexByte([]byte(name), 0xa0) < 0
+			!strings.ContainsAny(name, "/:% \t\n\v\f\r\x00") && strings.IndexByte(name, 0xa0) < 0
 		if (err == nil) != want {
 			t.Fatalf("ValidateName(%q) = %v, want valid=%v", name, err, want)
 		}
