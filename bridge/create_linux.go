@@ -76,7 +76,8 @@ type nicPlan struct {
 // an earlier Config made are deleted. It never attaches to a device of
 // another VM or instance: a name held by one makes it try the next
 // candidate, and an alternative name held by one fails with an error
-// wrapping ErrNameCollision. A queued deletion of vmID is finished first.
+// wrapping ErrNameCollision. Doomed TAPs of vmID (a Delete the reaper has
+// not finished yet) are deleted first, so that the ID can be reused.
 //
 // On any failure every TAP made by this call is destroyed; TAPs that existed
 // before are left as they were. Errors wrap ErrInvalidArgument (bad VM ID,

@@ -21,13 +21,15 @@
 // vnet_hdr, exclusive, multi-queue per the hypervisor profile), owner and
 // group when configured. Then, for all NICs of the VM in one pipelined
 // rtnetlink batch: a noqueue root qdisc; MTU (the bridge's), txqueuelen,
-// host-side MAC, IPv6 address generation off and the owner tag; the
-// alternative name; master and up; learning off (and isolated or locked if
+// host-side MAC, IPv6 address generation off, the owner tag and the master;
+// the alternative name; learning off (and isolated or locked if
 // configured); a static FDB entry for the guest MAC so that frames for it
-// are not flooded. Only then TUNSETPERSIST and close. Until that last step
-// the TAP is not persistent: if anything fails, or the process dies, closing
-// its file makes the kernel destroy it, so a crash mid-create leaves
-// nothing.
+// are not flooded. Only then TUNSETPERSIST and close, and last, in one more
+// batch, up. Until TUNSETPERSIST the TAP is not persistent: if anything
+// fails, or the process dies, closing its file makes the kernel destroy it,
+// so a crash mid-create leaves nothing untagged. Up comes after close
+// because closing a TAP's last file drops its carrier, which on a running
+// bridge port costs a port-state change and on a down one nothing.
 //
 // # Delete path
 //

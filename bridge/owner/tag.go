@@ -116,9 +116,17 @@ func ParseTag(s string, t *Tag) bool {
 	if f, s, ok = field(s, " c="); !ok || s != "" {
 		return false
 	}
-	c, err := strconv.ParseInt(f, 10, 64)
-	if err != nil || c < 0 || f[0] == '+' {
+	// Canonical digits only (no sign, no leading zero): a tag that parses
+	// formats back to the same string.
+	if f == "" || len(f) > 1 && f[0] == '0' || len(f) > 18 {
 		return false
+	}
+	var c int64
+	for i := 0; i < len(f); i++ {
+		if f[i] < '0' || f[i] > '9' {
+			return false
+		}
+		c = c*10 + int64(f[i]-'0')
 	}
 	t.Created = c
 	return true
