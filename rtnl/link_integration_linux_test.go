@@ -298,10 +298,42 @@ func TestIntegrationIndexByName(t *testing.T) {
 	e.bridge("br0")
 	e.tap("t0", tap.Options{})
 	e.veth("v0", "v1")
+	e.ip("link", "set", "v0", "mtu", "1400")
 	for name, l := range testutil.IPLinks(t, e.ns) {
 		if got, err := e.c.IndexByName(t.Context(), name); int(got) != l.Index || err != nil {
 			t.Errorf("IndexByName(%s) = %d, %v, want %d, nil", name, got, err, l.Index)
 		}
+		if idx, mtu, err := e.c.IndexMTUByName(t.Context(), name); int(idx) != l.Index || int(mtu) != l.MTU || err != nil {
+			t.Errorf("IndexMTUByName(%s) = %d, %d, %v, want %d, %d, nil", name, idx, mtu, err, l.Index, l.MTU)
+		}
+	}
+	for _, name := range []string{"nope", "0123456789abcdef0"} {
+		if _, _, err := e.c.IndexMTUByName(t.Context(), name); err == nil {
+			t.Errorf("IndexMTUByName(%q) = nil error, want one", name)
+		}
+	}
+	if _, _, err := e.c.IndexMTUByName(t.Context(), "nope"); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("IndexMTUByName(nope) = %v, want ENODEV", err)
+	}
+}
+
+// TestIntegrationSetLinkByAltName selects the link by alternative name:
+// the change lands on the link carrying it, and a name nobody carries is
+// ENODEV, changing nothing.
+func TestIntegrationSetLinkByAltName(t *testing.T) {
+	e := newNS(t)
+	e.tap("t0", tap.Options{})
+	e.ip("link", "property", "add", "dev", "t0", "altname", "tb.0123abcd.0.vm-alt-1")
+	g := uint32(77)
+	var b rtnl.Batch
+	b.SetLink(&rtnl.LinkChange{AltName: "tb.0123abcd.0.vm-alt-1", Group: &g})
+	b.SetLink(&rtnl.LinkChange{AltName: "tb.0123abcd.0.vm-alt-2", Group: &g})
+	res, _ := e.c.Exec(t.Context(), &b)
+	if res[0] != nil || !errors.Is(res[1], unix.ENODEV) {
+		t.Fatalf("Exec(SetLink by altname present, absent) = %v, want nil and ENODEV", res)
+	}
+	if l := testutil.IPLinkByName(t, e.ns, "t0"); l.Group != "77" {
+		t.Errorf("ip link show t0: group %q, want 77", l.Group)
 	}
 }
 
