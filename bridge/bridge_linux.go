@@ -53,7 +53,7 @@ type Bridge struct {
 	pinned   uint32              // ifindex of the bridge whose MAC was pinned; 0: Open, pin nothing
 	checked  uint32              // ifindex of the bridge probe last checked (a bridge, re-pinned)
 	tun      []*os.File          // /dev/net/tun files opened in nsFD, not yet used (tunFiles)
-	known    map[string][]nicRef // TAPs this process made, by VM
+	known    map[string][]uint32 // ifindexes of the TAPs this Bridge made, by VM
 	creating map[string]int      // VMs whose Config is running here
 	reaper   *reaper             // nil when deletion is synchronous
 	last     ReaperStats         // of the reaper StopReaper stopped last
@@ -61,14 +61,6 @@ type Bridge struct {
 	// createTAP is tap.Create; tests replace it to inject failures.
 	createTAP func(name string, o *tap.Options) (*tap.Device, error)
 	now       func() time.Time
-}
-
-// nicRef is a TAP this process knows: enough to find and check it again.
-type nicRef struct {
-	nic     int
-	index   uint32
-	name    string
-	created int64 // tag's creation time, to recognise the same TAP
 }
 
 // settings is the part of a Config that GCModule needs without a Bridge.
@@ -118,7 +110,7 @@ func open(conf *config.Config, bridgeDev string, setup bool) (*Bridge, error) {
 		ops:       ops{inst: owner.InstanceOf(c.RootDir)},
 		conf:      c,
 		bridgeDev: bridgeDev,
-		known:     make(map[string][]nicRef),
+		known:     make(map[string][]uint32),
 		creating:  make(map[string]int),
 		createTAP: tap.Create,
 		now:       time.Now,

@@ -369,13 +369,11 @@ func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
 	}
 	if recorded > len(p.nics) {
 		// An earlier Config gave the VM more NICs: the extra ones go.
-		refs, err := b.lookupNICs(ctx, p.vmID, len(p.nics), recorded)
+		extra, err := b.lookupNICs(ctx, p.vmID, len(p.nics), recorded)
 		if err != nil {
 			return fmt.Errorf("config vm %s: %w", p.vmID, err)
 		}
-		for _, r := range refs {
-			doomed = append(doomed, r.index)
-		}
+		doomed = append(doomed, extra...)
 	}
 	if len(doomed) > 0 {
 		if err := b.deleteIndexes(ctx, doomed); err != nil {
@@ -722,11 +720,11 @@ func (b *Bridge) remember(p *vmPlan) {
 	if p.handoff {
 		return // transient: the VMM's exit deletes them
 	}
-	refs := make([]nicRef, len(p.nics))
+	indexes := make([]uint32, len(p.nics))
 	for i, n := range p.nics {
-		refs[i] = nicRef{nic: n.nic, index: n.index, name: n.name, created: n.created}
+		indexes[i] = n.index
 	}
 	b.mu.Lock()
-	b.known[p.vmID] = refs
+	b.known[p.vmID] = indexes
 	b.mu.Unlock()
 }

@@ -32,7 +32,7 @@ func (o *ops) ours(l *rtnl.Link, t *owner.Tag) bool {
 // found is a TAP that a lookup proved to be the instance's TAP for a VM
 // and NIC.
 type found struct {
-	ref  nicRef
+	nic  int
 	link rtnl.Link
 	tag  owner.Tag
 }
@@ -40,13 +40,20 @@ type found struct {
 // lookupNICs finds the TAPs of NICs from..to-1 of vmID by alternative name,
 // keeping only those whose tag proves they are the instance's TAP for that
 // VM and NIC. Absent NICs are skipped: gaps in the indices are fine.
-func (o *ops) lookupNICs(ctx context.Context, vmID string, from, to int) ([]nicRef, error) {
+func (o *ops) lookupNICs(ctx context.Context, vmID string, from, to int) ([]uint32, error) {
 	f, err := o.lookupVMs(ctx, []string{vmID}, from, to)
-	refs := make([]nicRef, len(f[vmID]))
-	for i := range f[vmID] {
-		refs[i] = f[vmID][i].ref
+	return indexesOf(f), err
+}
+
+// indexesOf returns the ifindexes of every TAP in f.
+func indexesOf(f map[string][]found) []uint32 {
+	var indexes []uint32
+	for _, nics := range f {
+		for _, n := range nics {
+			indexes = append(indexes, n.link.Index)
+		}
 	}
-	return refs, err
+	return indexes
 }
 
 // lookupVMs is lookupNICs for many VMs in one batch, with the links and
@@ -75,11 +82,7 @@ func (o *ops) lookupVMs(ctx context.Context, vmIDs []string, from, to int) (map[
 		}
 		var tag owner.Tag
 		if l := &links[j]; o.ours(l, &tag) && tag.VMID == id && tag.NIC == nic {
-			out[id] = append(out[id], found{
-				ref:  nicRef{nic: nic, index: l.Index, name: l.Name, created: tag.Created},
-				link: *l,
-				tag:  tag,
-			})
+			out[id] = append(out[id], found{nic: nic, link: *l, tag: tag})
 		}
 	}
 	return out, errors.Join(errs...)
@@ -149,28 +152,21 @@ func realErrs(res []error) error {
 // does not reuse an ifindex before its 31-bit space wraps), the remembered
 // ones; the others are looked up by alternative name over all NIC
 // indices, trusting only TAPs whose tag proves them this instance's.
-func (o *ops) resolve(ctx context.Context, vmIDs []string, known map[string][]nicRef) ([]uint32, error) {
+func (o *ops) resolve(ctx context.Context, vmIDs []string, known map[string][]uint32) ([]uint32, error) {
 	var indexes []uint32
 	var lookup []string
 	for _, id := range vmIDs {
-		refs, ok := known[id]
+		idx, ok := known[id]
 		if !ok {
 			lookup = append(lookup, id)
 		}
-		for _, r := range refs {
-			indexes = append(indexes, r.index)
-		}
+		indexes = append(indexes, idx...)
 	}
 	if len(lookup) == 0 {
 		return indexes, nil
 	}
 	f, err := o.lookupVMs(ctx, lookup, 0, owner.MaxNICs)
-	for _, nics := range f {
-		for _, n := range nics {
-			indexes = append(indexes, n.ref.index)
-		}
-	}
-	return indexes, err
+	return append(indexes, indexesOf(f)...), err
 }
 
 // validIDs returns the valid IDs of vmIDs without duplicates, in order, and
@@ -241,11 +237,11 @@ func (b *Bridge) Delete(ctx context.Context, vmIDs []string) ([]string, error) {
 	return ids, verr
 }
 
-// forget removes the VMs from the known map and returns their refs.
-func (b *Bridge) forget(ids []string) map[string][]nicRef {
+// forget removes the VMs from the known map and returns their ifindexes.
+func (b *Bridge) forget(ids []string) map[string][]uint32 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	known := make(map[string][]nicRef)
+	known := make(map[string][]uint32)
 	for _, id := range ids {
 		if refs, ok := b.known[id]; ok {
 			known[id] = refs

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -988,31 +987,8 @@ type gcChild struct {
 // rootDir.
 func gcStartChild(t *testing.T, f *fixture, mode, rootDir string) *gcChild {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIntegrationGCHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(),
+	return startHelper(t, "TestIntegrationGCHelperProcess",
 		gcHelperEnv+"="+mode, gcNetnsEnv+"="+testutil.NSPath(f.ns), gcRootEnv+"="+rootDir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start helper process: %v", err)
-	}
-	c := &gcChild{cmd: cmd, lines: make(chan string, 1<<16)}
-	go func() {
-		defer close(c.lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		io.Copy(io.Discard, out)
-	}()
-	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		c.cmd.Wait()
-	})
-	return c
 }
 
 // waitFor reads the child's lines until one starts with prefix, failing on

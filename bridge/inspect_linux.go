@@ -46,7 +46,7 @@ func (b *Bridge) Verify(ctx context.Context, vmID string) error {
 	have := make(map[int]bool, len(nics))
 	for i := range nics {
 		want = max(want, nics[i].tag.NICs)
-		have[nics[i].ref.nic] = true
+		have[nics[i].nic] = true
 		diffs = append(diffs, b.check(&nics[i], br)...)
 	}
 	for nic := range want {
@@ -65,7 +65,7 @@ func (b *Bridge) check(n *found, br *rtnl.Link) []string {
 	l, t := &n.link, &n.tag
 	var d []string
 	add := func(format string, args ...any) {
-		d = append(d, fmt.Sprintf("nic %d (%s): ", n.ref.nic, l.Name)+fmt.Sprintf(format, args...))
+		d = append(d, fmt.Sprintf("nic %d (%s): ", n.nic, l.Name)+fmt.Sprintf(format, args...))
 	}
 	if l.Group == b.group {
 		add("being deleted")

@@ -72,13 +72,7 @@ func Cleanup(ctx context.Context, conf *config.Config, vmIDs []string) ([]string
 	if err != nil {
 		return nil, errors.Join(verr, fmt.Errorf("cleanup: %w", err))
 	}
-	var indexes []uint32
-	for _, nics := range f {
-		for _, n := range nics {
-			indexes = append(indexes, n.ref.index)
-		}
-	}
-	if err := o.deleteIndexes(ctx, indexes); err != nil {
+	if err := o.deleteIndexes(ctx, indexesOf(f)); err != nil {
 		// Group deletion is all or nothing: only VMs that had no TAP are done.
 		var done []string
 		for _, id := range ids {
