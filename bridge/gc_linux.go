@@ -14,7 +14,6 @@ import (
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/gc"
-	"github.com/tapbridge/tapbridge/internal/netns"
 	"github.com/tapbridge/tapbridge/lock/flock"
 	"github.com/tapbridge/tapbridge/rtnl"
 )
@@ -221,29 +220,13 @@ func (m *gcModule) cycleSettings() (config.Config, error) {
 
 // conn returns the Bridge's connection, or dials one in the instance's
 // namespace; done releases what conn opened.
-func (m *gcModule) conn(c *config.Config) (conn *rtnl.Conn, done func(), err error) {
+func (m *gcModule) conn(c *config.Config) (*rtnl.Conn, error) {
 	if m.b != nil {
 		// A socket of its own: a scan of thousands of TAPs must not hold up
 		// the Bridge's Configs behind its socket's lock.
-		if conn, err = rtnl.Dial(&rtnl.Config{NetNS: m.b.nsFD}); err != nil {
-			return nil, nil, err
-		}
-		return conn, func() { conn.Close() }, nil
+		return rtnl.Dial(&rtnl.Config{NetNS: m.b.nsFD})
 	}
-	fd := 0
-	if c.NetnsPath != "" {
-		if fd, err = netns.Open(c.NetnsPath); err != nil {
-			return nil, nil, err
-		}
-	}
-	conn, err = rtnl.Dial(&rtnl.Config{NetNS: fd})
-	if fd > 0 {
-		unix.Close(fd) // Dial has entered the namespace; the fd is no longer needed
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return conn, func() { conn.Close() }, nil
+	return dialPath(c.NetnsPath)
 }
 
 // attached reports whether some process holds the TAP open (see
@@ -259,11 +242,11 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 	if err != nil {
 		return bridgeSnapshot{}, err
 	}
-	conn, done, err := m.conn(&c)
+	conn, err := m.conn(&c)
 	if err != nil {
 		return bridgeSnapshot{}, err
 	}
-	defer done()
+	defer conn.Close()
 	s := bridgeSnapshot{
 		candidates: make([]gc.Candidate, 0, m.lastScan),
 		taps:       make([]scannedTAP, 0, m.lastScan),
@@ -276,10 +259,10 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 		}
 		m.b.mu.Unlock()
 	}
-	group := m.inst.Group()
+	o := ops{inst: m.inst, group: m.inst.Group()}
 	var tag owner.Tag
 	err = conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun", Brief: true}, func(l *rtnl.Link) error {
-		if !(l.Tun != nil && l.Tun.TAP && owner.ParseTag(l.Alias, &tag) && tag.Instance == m.inst) {
+		if !o.ours(l, &tag) {
 			return nil
 		}
 		// The walk reuses l, but not the strings it decodes: the name,
@@ -289,7 +272,7 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 			Owner:   tag.VMID,
 			Created: time.UnixMilli(tag.Created),
 			InUse:   attached(l),
-			Doomed:  l.Group == group,
+			Doomed:  l.Group == o.group,
 		})
 		s.taps = append(s.taps, scannedTAP{index: l.Index, alias: l.Alias})
 		return nil
@@ -339,11 +322,11 @@ func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) 
 	if err != nil {
 		return err
 	}
-	conn, done, err := m.conn(&c)
+	conn, err := m.conn(&c)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer conn.Close()
 	scanned := make(map[string]scannedTAP, len(ids))
 	for _, id := range ids {
 		scanned[id] = scannedTAP{}

@@ -51,17 +51,7 @@ func Cleanup(ctx context.Context, conf *config.Config, vmIDs []string) ([]string
 	if len(ids) == 0 {
 		return nil, verr
 	}
-	fd := 0
-	if c.NetnsPath != "" {
-		var err error
-		if fd, err = netns.Open(c.NetnsPath); err != nil {
-			return nil, errors.Join(verr, fmt.Errorf("cleanup: %w", err))
-		}
-	}
-	conn, err := rtnl.Dial(&rtnl.Config{NetNS: fd})
-	if fd > 0 {
-		unix.Close(fd)
-	}
+	conn, err := dialPath(c.NetnsPath)
 	if err != nil {
 		return nil, errors.Join(verr, fmt.Errorf("cleanup: %w", err))
 	}
@@ -83,4 +73,18 @@ func Cleanup(ctx context.Context, conf *config.Config, vmIDs []string) ([]string
 		return done, errors.Join(verr, fmt.Errorf("cleanup: %w", err))
 	}
 	return ids, verr
+}
+
+// dialPath dials rtnetlink in the network namespace at path, or in the
+// caller's when path is empty. The namespace fd is needed only to dial.
+func dialPath(path string) (*rtnl.Conn, error) {
+	fd := 0
+	if path != "" {
+		var err error
+		if fd, err = netns.Open(path); err != nil {
+			return nil, err
+		}
+		defer unix.Close(fd)
+	}
+	return rtnl.Dial(&rtnl.Config{NetNS: fd})
 }
