@@ -45,8 +45,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	  done; \
 	done
 
+# CI counts executions, not seconds: a duration -fuzztime can fail with a
+# bare "context deadline exceeded" at its end, no input found (a race in Go's
+# fuzzing coordinator, golang/go#75804, fixed in Go 1.27; seen here on 1.26).
 fuzz-smoke: ## run every fuzz target briefly (CI)
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=100000x
 
 bench: ## benchmarks side by side with the baselines, then the ratio table (root)
 	cd bench && set -o pipefail && $(GO) test -run '^$$' -bench . -benchmem -count $(COUNT) -timeout 60m | tee bench.out
