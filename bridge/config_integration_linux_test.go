@@ -399,7 +399,7 @@ func TestIntegrationConfigRecovery(t *testing.T) {
 }
 
 func TestIntegrationConfigSharedPrefix(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t, &config.Config{SyncDelete: true})
 	a := f.config(t, "vm-000001", 2, nil)
 	b := f.config(t, "vm-000002", 2, nil)
 	for nic := range 2 {

@@ -2,10 +2,8 @@ package bridge
 
 import (
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +16,8 @@ import (
 )
 
 func TestIntegrationDelete(t *testing.T) {
-	f := newFixture(t, nil)
+	// The synchronous Delete: the TAPs are gone when it returns.
+	f := newFixture(t, &config.Config{SyncDelete: true})
 	ctx := t.Context()
 	// Another instance on the same bridge with a VM of the same ID, and a
 	// foreign device named like one of our TAPs could be.
@@ -221,39 +220,23 @@ func TestIntegrationDeleteReaperRuns(t *testing.T) {
 	f.checkLinks(t, []string{"lo", testBridge})
 }
 
-// useDefaultRootDir lets a test make a Bridge with config.DefaultRootDir
-// (the instance CleanupTAPs serves) and puts the directory back as it was
-// afterwards: New writes its settings file and lock files there.
-func useDefaultRootDir(t *testing.T) {
-	t.Helper()
-	dir := config.DefaultRootDir
-	settingsPath := filepath.Join(dir, settingsFile)
-	_, statErr := os.Stat(dir)
-	saved, readErr := os.ReadFile(settingsPath)
-	t.Cleanup(func() {
-		switch {
-		case errors.Is(statErr, fs.ErrNotExist):
-			os.RemoveAll(dir)
-		case readErr == nil:
-			os.WriteFile(settingsPath, saved, 0o600)
-		default:
-			os.Remove(settingsPath)
-		}
-	})
-}
-
 // TestIntegrationCleanupTAPs calls CleanupTAPs, which works in the
-// caller's namespace, from a thread inside the test's namespace.
+// caller's namespace, from a thread inside the test's namespace. The
+// caller names VMs and no instance: the VMs' TAPs go whichever instance
+// made them, and nothing else does.
 func TestIntegrationCleanupTAPs(t *testing.T) {
 	f := newFixture(t, nil)
-	useDefaultRootDir(t)
-	def := f.newBridge(t, &config.Config{RootDir: config.DefaultRootDir})
+	other := f.newBridge(t, nil) // another instance (RootDir)
 	ctx := t.Context()
-	one := mustConfig(t, def, "vm-000001", 3, nil)
-	mustConfig(t, def, "vm-000002", 2, nil)
-	// The same VM ID in another instance, and a gap in vm-000001's NICs.
-	mine := f.config(t, "vm-000001", 1, nil)
+	one := f.config(t, "vm-000001", 3, nil)
+	f.config(t, "vm-000002", 2, nil)
+	// The same VM ID in the other instance, and a gap in vm-000001's NICs.
+	mustConfig(t, other, "vm-000001", 1, nil)
+	three := mustConfig(t, other, "vm-000003", 1, nil)
 	f.ip(t, "link", "del", one[1].Tap)
+	// A foreign TAP named as vm-000001's next NIC would be.
+	foreign := owner.Name("vm-000001", 5, 0)
+	f.addForeignTAP(t, foreign)
 
 	cleanup := func(ids []string) []string {
 		t.Helper()
@@ -270,17 +253,21 @@ func TestIntegrationCleanupTAPs(t *testing.T) {
 	if got, want := cleanup(ids), []string{"vm-000001", "vm-none"}; !slices.Equal(got, want) {
 		t.Errorf("CleanupTAPs(%q) = %q, want %q", ids, got, want)
 	}
-	if got := f.vmTAPs(t, def.inst, "vm-000001"); len(got) != 0 {
-		t.Errorf("default instance's vm-000001 TAPs after CleanupTAPs: %v, want none", got)
+	for _, b := range []*Bridge{f.b, other} {
+		if got := f.vmTAPs(t, b.inst, "vm-000001"); len(got) != 0 {
+			t.Errorf("instance %s: vm-000001 TAPs after CleanupTAPs: %v, want none", b.inst, got)
+		}
+		errIs(t, "Verify(vm-000001) after CleanupTAPs", b.Verify(ctx, "vm-000001"), network.ErrNotFound)
 	}
-	if err := def.Verify(ctx, "vm-000002"); err != nil {
+	if err := f.b.Verify(ctx, "vm-000002"); err != nil {
 		t.Errorf("Verify(vm-000002) after CleanupTAPs(vm-000001) = %v, want nil", err)
 	}
-	// The other instance's vm-000001 is untouched.
-	if err := f.b.Verify(ctx, "vm-000001"); err != nil {
-		t.Errorf("other instance's Verify(vm-000001) = %v, want nil", err)
+	if err := other.Verify(ctx, "vm-000003"); err != nil {
+		t.Errorf("other instance's Verify(vm-000003) = %v, want nil", err)
 	}
-	f.checkNICs(t, "vm-000001", mine, false)
+	if _, ok := f.links(t)[foreign]; !ok {
+		t.Errorf("foreign device %s was deleted by CleanupTAPs", foreign)
+	}
 	// Idempotent.
 	if got := cleanup([]string{"vm-000001"}); !slices.Equal(got, []string{"vm-000001"}) {
 		t.Errorf("CleanupTAPs(vm-000001) again = %q, want [vm-000001]", got)
@@ -288,5 +275,23 @@ func TestIntegrationCleanupTAPs(t *testing.T) {
 	if got := cleanup(nil); len(got) != 0 {
 		t.Errorf("CleanupTAPs(nil) = %q, want none", got)
 	}
-	errIs(t, "def.Verify(vm-000001) after CleanupTAPs", def.Verify(ctx, "vm-000001"), network.ErrNotFound)
+
+	// A VM whose TAPs cannot be deleted is not returned: a device that
+	// cannot be deleted (lo has no rtnl_link_ops) in the other instance's
+	// reserved group makes its group deletion fail, and delete nothing.
+	f.ip(t, "link", "set", "lo", "group", strconv.FormatUint(uint64(other.group), 10))
+	if got, want := cleanup([]string{"vm-000002", "vm-000003"}), []string{"vm-000002"}; !slices.Equal(got, want) {
+		t.Errorf("CleanupTAPs(vm-000002, vm-000003) with lo in the other instance's group = %q, want %q", got, want)
+	}
+	// Its TAP is still there, doomed (moved into the group, which the
+	// kernel then refused to delete): GC or a later cleanup removes it.
+	f.checkLinks(t, []string{"lo", testBridge, foreign, three[0].Tap})
+	if err := other.Verify(ctx, "vm-000003"); err == nil || !strings.Contains(err.Error(), "being deleted") {
+		t.Errorf("other instance's Verify(vm-000003) after a failed cleanup = %v, want it being deleted", err)
+	}
+	f.ip(t, "link", "set", "lo", "group", "default")
+	if got := cleanup([]string{"vm-000003"}); !slices.Equal(got, []string{"vm-000003"}) {
+		t.Errorf("CleanupTAPs(vm-000003) once lo left the group = %q, want [vm-000003]", got)
+	}
+	f.checkLinks(t, []string{"lo", testBridge, foreign})
 }

@@ -421,3 +421,11 @@ func vmIDs(prefix string, n int) []string {
 	}
 	return ids
 }
+
+// setWrap makes every conn of b (its own, the background deletion's, its
+// GC module's) go through wrap, as the conn seam allows (seam_linux.go).
+// Call it before b is used concurrently and before RegisterGC.
+func (b *Bridge) setWrap(wrap wrapFunc) {
+	b.wrap = wrap
+	b.conn = wrap(b.conn)
+}

@@ -455,6 +455,8 @@ func soakConfig(root, nsPath, hv string) *config.Config {
 	return &config.Config{
 		RootDir: root, NetnsPath: nsPath, Hypervisor: hv,
 		GCGrace: time.Millisecond, ReapInterval: 2 * time.Millisecond,
+		// One profile deletes in the background, the others synchronously.
+		SyncDelete: hv != soakProfiles[soakReaperProfile],
 	}
 }
 

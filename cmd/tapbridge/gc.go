@@ -245,7 +245,7 @@ func reasons(by map[string]gc.Reason) []gcReason {
 	out := make([]gcReason, 0, len(by))
 	for _, tap := range slices.Sorted(maps.Keys(by)) {
 		r := by[tap]
-		out = append(out, gcReason{Tap: tap, VMID: r.Owner, Reclaim: r.Reclaim, Reason: r.Code, Detail: r.Detail})
+		out = append(out, gcReason{Tap: tap, VMID: r.Owner, Reclaim: r.Reclaim, Reason: string(r.Code), Detail: r.Detail})
 	}
 	return out
 }
