@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"errors"
+	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,8 +13,10 @@ import (
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/internal/netns"
+	"github.com/tapbridge/tapbridge/internal/testutil"
 	"github.com/tapbridge/tapbridge/network"
 	"github.com/tapbridge/tapbridge/types"
+	"golang.org/x/sys/unix"
 )
 
 func TestIntegrationDelete(t *testing.T) {
@@ -294,4 +298,102 @@ func TestIntegrationCleanupTAPs(t *testing.T) {
 		t.Errorf("CleanupTAPs(vm-000003) once lo left the group = %q, want [vm-000003]", got)
 	}
 	f.checkLinks(t, []string{"lo", testBridge, foreign})
+}
+
+// TestIntegrationDeleteDoomsAtOnce is the default Delete: when it returns,
+// the VM's TAPs are doomed, carry no traffic in either direction (also
+// while a VMM still holds them open, with carrier), and have no FDB entry;
+// the background deletion, which runs only while deletions are pending,
+// deletes them later; Close waits for it.
+func TestIntegrationDeleteDoomsAtOnce(t *testing.T) {
+	f := newFixture(t, &config.Config{Hypervisor: config.Firecracker, ReapInterval: time.Hour, ReapBatch: 1 << 20})
+	ctx := t.Context()
+	ids := []string{"vm-a", "vm-b", "vm-c"}
+	recs := map[string]*types.NetworkConfig{}
+	macs := map[string]net.HardwareAddr{}
+	fds := map[string]int{}
+	for _, id := range ids {
+		rec := f.config(t, id, 1, nil)[0]
+		recs[id], macs[id] = rec, mustHW(t, rec.Mac)
+		fds[id] = int(gcHold(t, f, rec.Tap, false, 1).Queues()[0].Fd())
+		f.waitForwarding(t, rec.Tap)
+	}
+	goroutines := runtime.NumGoroutine()
+
+	if got, err := f.b.Delete(ctx, []string{"vm-a"}); err != nil || !slices.Equal(got, []string{"vm-a"}) {
+		t.Fatalf("Delete(vm-a) = %q, %v; want [vm-a], nil", got, err)
+	}
+	a := recs["vm-a"].Tap
+	l := f.link(t, a)
+	if want := strconv.FormatUint(uint64(f.b.group), 10); l.Group != want {
+		t.Errorf("TAP %s after Delete is in group %s, want the reserved group %s", a, l.Group, want)
+	}
+	if p := f.ports(t)[a]; p == nil || !p.Locked || p.Flood || p.McastFlood || p.BcastFlood {
+		t.Errorf("port %s after Delete = %+v, want locked, no unicast, multicast or broadcast flooding", a, p)
+	}
+	if e := f.fdbFor(t, recs["vm-a"].Mac); len(e) != 0 {
+		t.Errorf("FDB entries for vm-a's MAC after Delete = %+v, want none", e)
+	}
+	n, err := f.b.Inspect(ctx, "vm-a")
+	if err != nil || !n.Links[0].Deleting {
+		t.Errorf("Inspect(vm-a) after Delete = %+v, %v; want its TAP being deleted", n, err)
+	}
+	if err := f.b.Verify(ctx, "vm-a"); err == nil || !strings.Contains(err.Error(), "being deleted") {
+		t.Errorf("Verify(vm-a) after Delete = %v, want being deleted", err)
+	}
+
+	write := func(from string, frame []byte) {
+		t.Helper()
+		if n, err := unix.Write(fds[from], frame); err != nil || n != len(frame) {
+			t.Fatalf("write %d bytes into %s's TAP = %d, %v", len(frame), from, n, err)
+		}
+	}
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	mcast := net.HardwareAddr{0x01, 0x00, 0x5e, 0, 0, 1}
+	const wait = 30 * time.Second
+	// Towards the doomed TAP: unicast to its MAC, multicast, broadcast.
+	// C sees the markers; A must see nothing.
+	write("vm-b", testFrame(macs["vm-a"], macs["vm-b"], "unicast b->a"))
+	write("vm-b", testFrame(mcast, macs["vm-b"], "multicast from b"))
+	write("vm-b", testFrame(bcast, macs["vm-b"], "marker from b"))
+	if got := readPayloads(t, fds["vm-c"], "marker from b", wait); !slices.Contains(got, "marker from b") {
+		t.Fatalf("vm-c's TAP received %q, want the broadcast marker", got)
+	}
+	if got := readPayloads(t, fds["vm-a"], "", 300*time.Millisecond); len(got) != 0 {
+		t.Errorf("the doomed TAP of vm-a received %q, want nothing", got)
+	}
+	// From the doomed TAP: nothing reaches anyone.
+	write("vm-a", testFrame(macs["vm-b"], macs["vm-a"], "unicast a->b"))
+	write("vm-a", testFrame(bcast, macs["vm-a"], "broadcast from a"))
+	write("vm-c", testFrame(bcast, macs["vm-c"], "marker from c"))
+	if got := readPayloads(t, fds["vm-b"], "marker from c", wait); !slices.Equal(got, []string{"marker from c"}) {
+		t.Errorf("vm-b's TAP received %q, want only the marker from c (nothing from the doomed vm-a)", got)
+	}
+
+	if err := f.b.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-a")
+	// The background goroutine ends once nothing is pending.
+	deadline := time.Now().Add(time.Minute)
+	for runtime.NumGoroutine() > goroutines {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines a minute after Flush, want %d as before Delete", runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Close waits for the pending deletions of its Bridge.
+	other, err := New(&config.Config{RootDir: f.dir, NetnsPath: testutil.NSPath(f.ns), Hypervisor: config.Firecracker, ReapInterval: time.Hour}, testBridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Delete(ctx, []string{"vm-b"}); err != nil {
+		t.Fatalf("Delete(vm-b) = %v", err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-b")
+	f.checkLinks(t, []string{"lo", testBridge, recs["vm-c"].Tap})
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
@@ -237,6 +238,9 @@ type brPort struct {
 	Flood    bool     `json:"flood"`
 	Isolated bool     `json:"isolated"`
 	Locked   bool     `json:"locked"`
+
+	McastFlood bool `json:"mcast_flood"`
+	BcastFlood bool `json:"bcast_flood"`
 }
 
 // ports returns the bridge ports of the namespace by name.
@@ -428,4 +432,28 @@ func vmIDs(prefix string, n int) []string {
 func (b *Bridge) setWrap(wrap wrapFunc) {
 	b.wrap = wrap
 	b.conn = wrap(b.conn)
+}
+
+// mustHW parses a MAC or fails the test.
+func mustHW(t *testing.T, s string) net.HardwareAddr {
+	t.Helper()
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// waitForwarding waits (a minute at most) for bridge port name to forward:
+// a TAP's port starts forwarding when a queue attaches and brings its
+// carrier up (STP is off).
+func (f *fixture) waitForwarding(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for f.link(t, name).LinkInfo.SlaveData["state"] != "forwarding" {
+		if time.Now().After(deadline) {
+			t.Fatalf("port %s: state %v after a minute, want forwarding", name, f.link(t, name).LinkInfo.SlaveData["state"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -127,7 +127,7 @@ func (o *ops) doom(ctx context.Context, refs []nicRef) error {
 	}
 	var batch rtnl.Batch
 	on, off := true, false
-	port := rtnl.BridgePort{Locked: &on, UnicastFlood: &off}
+	port := rtnl.BridgePort{Locked: &on, UnicastFlood: &off, McastFlood: &off, BcastFlood: &off}
 	for _, r := range refs {
 		batch.SetLink(&rtnl.LinkChange{Index: r.index, Group: &o.group})
 		batch.SetBridgePort(r.index, &port)
