@@ -87,14 +87,9 @@ func Open(conf *config.Config, bridgeDev string) (*Bridge, error) {
 }
 
 func open(conf *config.Config, bridgeDev string, setup bool) (*Bridge, error) {
-	if conf == nil {
-		return nil, fmt.Errorf("bridge: %w: nil config", ErrInvalidArgument)
-	}
-	if err := tap.ValidateName(bridgeDev); err != nil {
-		return nil, fmt.Errorf("bridge: %w: bridge device: %w", ErrInvalidArgument, err)
-	}
-	if err := conf.Validate(); err != nil {
-		return nil, fmt.Errorf("bridge: %w: %w", ErrInvalidArgument, err)
+	t, err := newTarget(conf, bridgeDev)
+	if err != nil {
+		return nil, err
 	}
 	c := conf.WithDefaults()
 	inst := owner.InstanceOf(c.RootDir)
@@ -102,7 +97,7 @@ func open(conf *config.Config, bridgeDev string, setup bool) (*Bridge, error) {
 		ops:       ops{ownership: ownership{inst: inst, group: inst.Group()}},
 		conf:      c,
 		bridgeDev: bridgeDev,
-		target:    target{bridgeDev: bridgeDev, netnsPath: c.NetnsPath, hypervisor: c.Hypervisor},
+		target:    *t,
 		known:     make(map[string][]nicRef),
 		creating:  make(map[string]int),
 		createTAP: tap.Create,
@@ -120,12 +115,11 @@ func open(conf *config.Config, bridgeDev string, setup bool) (*Bridge, error) {
 		}
 		b.nsFD = fd
 	}
-	conn, err := dialConn(b.nsFD, nil)
+	b.conn, err = dialConn(b.nsFD, nil)
 	if err != nil {
 		b.closeNS()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	b.conn = conn
 	br, err := b.bridgeLink(context.Background())
 	if err == nil && setup {
 		err = b.pinMAC(context.Background(), br)

@@ -352,18 +352,19 @@ func checkFDs(t *testing.T, before int, what string) {
 	}
 }
 
-// checkTag fails the test unless l's alias is an owner tag of inst for
-// nic of vmID with the guest MAC mac and the given counts, and l carries
-// the matching alternative name.
-func checkTag(t *testing.T, l *testutil.IPLink, inst owner.Instance, vmID string, nic, nics int, rec *types.NetworkConfig) {
+// checkTag fails the test unless l's alias is an owner tag of b's instance
+// and hypervisor profile for nic of vmID with rec's guest MAC and queues
+// and the given NIC count, and l carries the matching alternative name.
+func checkTag(t *testing.T, l *testutil.IPLink, b *Bridge, vmID string, nic, nics int, rec *types.NetworkConfig) {
 	t.Helper()
+	inst := b.inst
 	var tag owner.Tag
 	if !owner.ParseTag(l.Alias, &tag) {
 		t.Fatalf("owner.ParseTag(alias of %s %q) = false, want true", l.Name, l.Alias)
 	}
 	want := owner.Tag{
 		Instance: inst, VMID: vmID, NIC: nic, NICs: nics, MAC: mustMAC(t, rec.Mac),
-		Queues: rec.NumQueues, QueueSize: rec.QueueSize, Hypervisor: tag.Hypervisor, Created: tag.Created,
+		Queues: rec.NumQueues, QueueSize: rec.QueueSize, Hypervisor: b.conf.Hypervisor, Created: tag.Created,
 	}
 	if tag != want {
 		t.Errorf("owner.ParseTag(alias of %s) = %+v, want %+v", l.Name, tag, want)

@@ -215,3 +215,34 @@ func (p *vmPlan) tag(inst owner.Instance, hypervisor string, n *nicPlan) owner.T
 		Queues: p.queues, QueueSize: p.queueSize, Hypervisor: hypervisor, Created: n.created,
 	}
 }
+
+// CheckConfig reports whether a Bridge made by New(conf, bridgeDev) would
+// accept Config(ctx, vmID, numNICs, vmCfg, existing...), judging only the
+// arguments: it makes no system call and needs no Bridge, for callers (the
+// CLI) that must refuse a bad request before New touches the host. The
+// error is the one New or Config would return, wrapping
+// ErrInvalidArgument; nil does not promise that Config succeeds.
+func CheckConfig(conf *config.Config, bridgeDev, vmID string, numNICs int, vmCfg *types.VMConfig, existing ...*types.NetworkConfig) error {
+	t, err := newTarget(conf, bridgeDev)
+	if err != nil {
+		return err
+	}
+	_, err = newPlan(t, vmID, numNICs, vmCfg, existing, false)
+	return err
+}
+
+// newTarget validates what New is given and returns the target Config
+// requests are checked against.
+func newTarget(conf *config.Config, bridgeDev string) (*target, error) {
+	if conf == nil {
+		return nil, fmt.Errorf("bridge: %w: nil config", ErrInvalidArgument)
+	}
+	if err := tap.ValidateName(bridgeDev); err != nil {
+		return nil, fmt.Errorf("bridge: %w: bridge device: %w", ErrInvalidArgument, err)
+	}
+	if err := conf.Validate(); err != nil {
+		return nil, fmt.Errorf("bridge: %w: %w", ErrInvalidArgument, err)
+	}
+	c := conf.WithDefaults()
+	return &target{bridgeDev: bridgeDev, netnsPath: c.NetnsPath, hypervisor: c.Hypervisor}, nil
+}
