@@ -200,11 +200,7 @@ func TestIntegrationFaultHelperProcess(t *testing.T) {
 // tapsOf returns the namespace's TUN/TAP devices tagged for vmID by inst.
 func tapsOf(t *testing.T, f *fixture, inst owner.Instance, vmID string) []*testutil.IPLink {
 	t.Helper()
-	var out []*testutil.IPLink
-	for _, l := range f.vmTAPs(t, inst, vmID) {
-		out = append(out, l)
-	}
-	return out
+	return slices.Collect(maps.Values(f.vmTAPs(t, inst, vmID)))
 }
 
 func TestIntegrationFaultKill(t *testing.T) {

@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
@@ -104,10 +106,7 @@ func (b *Bridge) List(ctx context.Context) ([]*types.Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	out := make([]*types.Network, 0, len(byVM))
-	for _, n := range byVM {
-		out = append(out, n)
-	}
+	out := slices.Collect(maps.Values(byVM))
 	sortNetworks(out)
 	return out, nil
 }

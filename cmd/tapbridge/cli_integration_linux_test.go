@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,12 +84,7 @@ func (c *cliEnv) fails(t *testing.T, want int, msg string, indented bool, args .
 // links returns the names of the links in the namespace, sorted.
 func (c *cliEnv) links(t *testing.T) []string {
 	t.Helper()
-	var names []string
-	for name := range testutil.IPLinks(t, c.ns) {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(testutil.IPLinks(t, c.ns)))
 }
 
 // checkOnly fails the test unless the namespace holds exactly lo, br0 and

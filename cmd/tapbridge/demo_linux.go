@@ -36,7 +36,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 a throwaway network namespace with a fresh bridge and a temporary root dir,
 provision VMs through the library, show what the kernel holds, "crash" some
 VMs (forget them: their TAPs stay), run GC with the others as the live set,
-check that those survived, delete them with the asynchronous reaper, and
+check that those survived, delete them (in the background, the default), and
 print the rates reached. The namespace, and every TAP in it, vanishes with the
 process, even on Ctrl-C; the root dir is removed. Demos may run side by side.`)
 	var o demoOpts
@@ -288,13 +288,13 @@ func (d *demoRun) run(ctx context.Context) error {
 	}
 	d.step("verify", "%d live VMs intact (%d TAPs); no crashed VM left", len(liveIDs), survivors)
 
-	// Delete the rest with the reaper.
+	// Delete the rest: each Delete returns at once, the TAPs go in batches.
 	dlat, flush, total, err := d.deleteAll(ctx, liveIDs)
 	if err != nil {
 		return err
 	}
 	dp50, dp99 := percentiles(dlat)
-	d.step("delete", "%d VMs in %s: %.0f VMs/s, with the reaper", len(liveIDs), fmtDur(total), rate(len(liveIDs), total))
+	d.step("delete", "%d VMs in %s: %.0f VMs/s, deleted in the background", len(liveIDs), fmtDur(total), rate(len(liveIDs), total))
 	d.more("Delete returns in p50 %s, p99 %s; flush %s", fmtDur(dp50), fmtDur(dp99), fmtDur(flush))
 
 	taps, _, err = d.countTAPs(ctx)
@@ -405,11 +405,10 @@ feed:
 	return lat, elapsed, firstErr
 }
 
-// deleteAll deletes the VMs one Delete call each with the reaper running,
-// then flushes and stops it. It returns the latency of each call, the
-// flush time and the total.
+// deleteAll deletes the VMs one Delete call each (the default Delete: the
+// TAPs are doomed at once and deleted in the background), then flushes.
+// It returns the latency of each call, the flush time and the total.
 func (d *demoRun) deleteAll(ctx context.Context, ids []string) (lat []time.Duration, flush, total time.Duration, err error) {
-	d.b.StartReaper()
 	lat = make([]time.Duration, len(ids))
 	start := time.Now()
 	for i, id := range ids {
@@ -420,14 +419,11 @@ func (d *demoRun) deleteAll(ctx context.Context, ids []string) (lat []time.Durat
 		lat[i] = time.Since(t)
 	}
 	t := time.Now()
-	ferr := d.b.Flush(ctx)
-	// Flush deletes what is queued; StopReaper also waits for a cycle
-	// the reaper goroutine may have started meanwhile.
-	serr := d.b.StopReaper(ctx)
+	err = d.b.Flush(ctx)
 	flush = time.Since(t)
 	total = time.Since(start)
-	if err := errors.Join(ferr, serr); err != nil {
-		return nil, 0, 0, fmt.Errorf("reaper: %w", err)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("background deletion: %w", err)
 	}
 	return lat, flush, total, nil
 }

@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/tapbridge/tapbridge/gc"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tapbridge/tapbridge/gc"
 )
 
 // mainEnv makes the test binary act as tapbridge itself: the tests that
