@@ -185,7 +185,9 @@ type tapbridgeC struct {
 func newTapbridge(b *testing.B, e *env, o contenderOpts) *tapbridgeC {
 	b.Helper()
 	b.ReportAllocs()
-	br, err := bridge.New(&config.Config{RootDir: b.TempDir(), NetnsPath: e.nsPath, GCGrace: o.grace}, bridgeDev)
+	// tapbridge is the default Bridge (Delete in the background, no
+	// StartReaper); tapbridge-sync sets SyncDelete.
+	br, err := bridge.New(&config.Config{RootDir: b.TempDir(), NetnsPath: e.nsPath, GCGrace: o.grace, SyncDelete: !o.async()}, bridgeDev)
 	if err != nil {
 		b.Fatalf("bridge.New = %v", err)
 	}
@@ -194,9 +196,6 @@ func newTapbridge(b *testing.B, e *env, o contenderOpts) *tapbridgeC {
 			b.Errorf("Bridge.Close = %v", err)
 		}
 	})
-	if o.async() {
-		br.StartReaper()
-	}
 	return &tapbridgeC{br: br, nics: o.nics, cfg: &types.VMConfig{CPU: o.cpu}}
 }
 

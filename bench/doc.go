@@ -6,9 +6,11 @@
 // namespace, never the host's, with a bridge br0 in it. The contenders
 // (the impl= part of each name):
 //
-//   - tapbridge: the library (bridge.New on the namespace; Config, Delete
-//     with the reaper on, GC through a gc.Orchestrator); tapbridge-sync is
-//     the same with the reaper off and tapbridge-readdb the GC scan alone;
+//   - tapbridge: the library as a caller gets it (bridge.New on the
+//     namespace; Config, the default Delete, which returns at once and
+//     deletes in the background, GC through a gc.Orchestrator);
+//     tapbridge-sync is the same with Config.SyncDelete and
+//     tapbridge-readdb the GC scan alone;
 //   - orig: the original design's call sequence on vishvananda/netlink
 //     v1.3.1 (package functions: one socket per call, default qdisc);
 //   - ip: iproute2 driven through one long-lived `ip -batch` process;

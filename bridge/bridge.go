@@ -37,3 +37,12 @@ var (
 	// differ from what Config made.
 	ErrMismatch = errors.New("network differs from its configuration")
 )
+
+// ReaperStats counts what the background deletion did.
+type ReaperStats struct {
+	Queued  int   // VMs whose TAPs are doomed and waiting now
+	Cycles  int   // group deletions done (by the goroutine, Flush or Close)
+	Reaped  int   // VMs whose TAPs those deleted
+	Failed  int   // VMs whose deletion failed (their TAPs stay doomed, for GC)
+	LastErr error // the last cycle's error, if it failed
+}

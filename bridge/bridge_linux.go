@@ -2,11 +2,8 @@ package bridge
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,7 +13,6 @@ import (
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
-	"github.com/tapbridge/tapbridge/gc"
 	"github.com/tapbridge/tapbridge/internal/netns"
 	"github.com/tapbridge/tapbridge/lock/flock"
 	"github.com/tapbridge/tapbridge/network"
@@ -26,18 +22,17 @@ import (
 
 var _ network.Network = (*Bridge)(nil)
 
-// settingsFile is where New records what a Bridge-less GCModule needs.
-const settingsFile = "bridge.json"
-
 // Bridge is the TAP-on-bridge network provider of one instance.
 //
 // Its methods are safe for concurrent use. It owns a netlink socket and, if
-// Config.NetnsPath is set, an fd of that namespace; Close releases them.
+// Config.NetnsPath is set, an fd of that namespace; Close releases them and
+// waits for the background deletion.
 type Bridge struct {
-	ops // conn, inst, group
+	ops // conn, ownership, hook
 
 	conf      config.Config
 	bridgeDev string
+	target    target
 	nsFD      int // owned; 0 for the caller's namespace
 
 	// inflight is held shared by every Config; a GC that must prove that
@@ -45,29 +40,25 @@ type Bridge struct {
 	// description of the same lock file) exclusively.
 	inflight   *flock.Lock
 	inflightEx *flock.Lock
-	gcLock     *flock.Lock
 
-	vms vmLocks
+	vms    vmLocks // serializes the calls for one VM
+	reaper reaper  // the background deletion
 
-	mu       sync.Mutex
-	pinned   uint32              // ifindex of the bridge whose MAC was pinned; 0: Open, pin nothing
-	checked  uint32              // ifindex of the bridge probe last checked (a bridge, re-pinned)
-	tun      []*os.File          // /dev/net/tun files opened in nsFD, not yet used (tunFiles)
-	known    map[string][]uint32 // ifindexes of the TAPs this Bridge made, by VM
-	creating map[string]int      // VMs whose Config is running here
-	reaper   *reaper             // nil when deletion is synchronous
-	last     ReaperStats         // of the reaper StopReaper stopped last
+	brMu    sync.Mutex
+	pinned  uint32 // guarded by brMu: ifindex of the bridge whose MAC was pinned; 0: Open, pin nothing
+	checked uint32 // guarded by brMu: ifindex of the bridge probe last checked (a bridge, re-pinned)
 
-	// createTAP is tap.Create; tests replace it to inject failures.
-	createTAP func(name string, o *tap.Options) (*tap.Device, error)
+	tunMu sync.Mutex
+	tun   []*os.File // guarded by tunMu: /dev/net/tun files opened in nsFD, not yet used (tunFiles)
+
+	vmMu     sync.Mutex
+	known    map[string][]nicRef // guarded by vmMu: the TAPs this Bridge made, by VM
+	creating map[string]int      // guarded by vmMu: VMs whose Config is running here
+
+	// Seams, set once by New; tests replace them before use.
+	createTAP createFunc
+	wrap      wrapFunc // nil: conns are used as dialled
 	now       func() time.Time
-}
-
-// settings is the part of a Config that GCModule needs without a Bridge.
-type settings struct {
-	NetnsPath string        `json:"netns_path,omitempty"`
-	GCGrace   time.Duration `json:"gc_grace"`
-	BridgeDev string        `json:"bridge_dev"`
 }
 
 // New returns the provider for the existing bridge bridgeDev.
@@ -96,30 +87,26 @@ func Open(conf *config.Config, bridgeDev string) (*Bridge, error) {
 }
 
 func open(conf *config.Config, bridgeDev string, setup bool) (*Bridge, error) {
-	if conf == nil {
-		return nil, fmt.Errorf("bridge: %w: nil config", ErrInvalidArgument)
-	}
-	if err := tap.ValidateName(bridgeDev); err != nil {
-		return nil, fmt.Errorf("bridge: %w: bridge device: %w", ErrInvalidArgument, err)
-	}
-	if err := conf.Validate(); err != nil {
-		return nil, fmt.Errorf("bridge: %w: %w", ErrInvalidArgument, err)
+	t, err := newTarget(conf, bridgeDev)
+	if err != nil {
+		return nil, err
 	}
 	c := conf.WithDefaults()
+	inst := owner.InstanceOf(c.RootDir)
 	b := &Bridge{
-		ops:       ops{inst: owner.InstanceOf(c.RootDir)},
+		ops:       ops{ownership: ownership{inst: inst, group: inst.Group()}},
 		conf:      c,
 		bridgeDev: bridgeDev,
-		known:     make(map[string][]uint32),
+		target:    *t,
+		known:     make(map[string][]nicRef),
 		creating:  make(map[string]int),
 		createTAP: tap.Create,
 		now:       time.Now,
 	}
-	b.group = b.inst.Group()
+	b.reaper.init(&c)
 	locks := filepath.Join(c.RootDir, "locks")
 	b.inflight = flock.New(filepath.Join(locks, "inflight.lock"), flock.Shared)
 	b.inflightEx = flock.New(filepath.Join(locks, "inflight.lock"), flock.Exclusive)
-	b.gcLock = flock.New(filepath.Join(locks, "gc.lock"), flock.Exclusive)
 
 	if c.NetnsPath != "" {
 		fd, err := netns.Open(c.NetnsPath)
@@ -128,44 +115,25 @@ func open(conf *config.Config, bridgeDev string, setup bool) (*Bridge, error) {
 		}
 		b.nsFD = fd
 	}
-	conn, err := rtnl.Dial(&rtnl.Config{NetNS: b.nsFD})
+	b.conn, err = dialConn(b.nsFD, nil)
 	if err != nil {
 		b.closeNS()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	b.conn = conn
-	check := b.setup
-	if !setup {
-		check = func(ctx context.Context) error {
-			_, err := b.bridgeLink(ctx)
-			return err
+	br, err := b.bridgeLink(context.Background())
+	if err == nil && setup {
+		err = b.pinMAC(context.Background(), br)
+		if err == nil {
+			b.pinned = br.Index
+			err = record(&c, bridgeDev)
 		}
 	}
-	if err := check(context.Background()); err != nil {
+	if err != nil {
 		b.conn.Close()
 		b.closeNS()
 		return nil, err
 	}
 	return b, nil
-}
-
-func (b *Bridge) setup(ctx context.Context) error {
-	br, err := b.bridgeLink(ctx)
-	if err != nil {
-		return err
-	}
-	if err := b.pinMAC(ctx, br); err != nil {
-		return err
-	}
-	b.pinned = br.Index
-	if err := os.MkdirAll(b.conf.RootDir, 0o700); err != nil {
-		return fmt.Errorf("bridge: root dir: %w", err)
-	}
-	s, err := json.Marshal(settings{NetnsPath: b.conf.NetnsPath, GCGrace: b.conf.GCGrace, BridgeDev: b.bridgeDev})
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(b.conf.RootDir, settingsFile), s)
 }
 
 // pinMAC sets the bridge's MAC to its current value, which the kernel then
@@ -177,8 +145,10 @@ func (b *Bridge) pinMAC(ctx context.Context, br *rtnl.Link) error {
 	if len(mac) != 6 || !validUnicast(mac) {
 		mac = randomMAC()
 	}
-	if err := b.conn.SetLink(ctx, &rtnl.LinkChange{Index: br.Index, Address: mac}); err != nil {
-		return fmt.Errorf("bridge %s: pin MAC: %w", b.bridgeDev, err)
+	var batch rtnl.Batch
+	batch.SetLink(&rtnl.LinkChange{Index: br.Index, Address: mac})
+	if res, _ := b.conn.Exec(ctx, &batch); res[0] != nil {
+		return fmt.Errorf("bridge %s: pin MAC: %w", b.bridgeDev, res[0])
 	}
 	return nil
 }
@@ -190,24 +160,24 @@ func (b *Bridge) pinMAC(ctx context.Context, br *rtnl.Link) error {
 // come and go, moving every guest's gateway MAC. A Bridge made by Open pins
 // nothing.
 func (b *Bridge) repin(ctx context.Context, br *rtnl.Link) error {
-	b.mu.Lock()
+	b.brMu.Lock()
 	stale := b.pinned != 0 && b.pinned != br.Index
-	b.mu.Unlock()
+	b.brMu.Unlock()
 	if !stale {
 		return nil
 	}
 	if err := b.pinMAC(ctx, br); err != nil {
 		return err
 	}
-	b.mu.Lock()
+	b.brMu.Lock()
 	b.pinned = br.Index
-	b.mu.Unlock()
+	b.brMu.Unlock()
 	return nil
 }
 
 // bridgeLink looks the bridge up and checks that it is one.
 func (b *Bridge) bridgeLink(ctx context.Context) (*rtnl.Link, error) {
-	br, err := b.conn.LinkByName(ctx, b.bridgeDev)
+	br, err := getLink(ctx, b.conn, b.bridgeDev)
 	if err != nil {
 		return nil, bridgeErr(b.bridgeDev, err)
 	}
@@ -235,17 +205,20 @@ func notBridgeErr(l *rtnl.Link) error {
 // Type returns "bridge".
 func (b *Bridge) Type() string { return Type }
 
-// Close stops the reaper (finishing queued deletions) and releases the
-// Bridge's socket and namespace fd. The Bridge must not be used afterwards.
+// Close deletes the TAPs Delete left to the background deletion and waits
+// for it, then releases the Bridge's socket and namespace fd. It returns
+// the error of that last deletion, if any. The Bridge must not be used
+// afterwards. A process that exits without Close leaves its last Deletes'
+// TAPs doomed (tagged, in the reserved group, carrying no traffic) for GC.
 func (b *Bridge) Close() error {
-	err := b.StopReaper(context.Background())
+	err := b.reaper.stop(context.Background(), b)
 	err = errors.Join(err, b.conn.Close())
-	b.mu.Lock()
+	b.tunMu.Lock()
 	for _, f := range b.tun {
 		err = errors.Join(err, f.Close())
 	}
 	b.tun = nil
-	b.mu.Unlock()
+	b.tunMu.Unlock()
 	b.closeNS()
 	return err
 }
@@ -255,117 +228,4 @@ func (b *Bridge) closeNS() {
 		unix.Close(b.nsFD)
 		b.nsFD = 0
 	}
-}
-
-// vmLocks serializes the calls for one VM ID.
-type vmLocks struct {
-	mu sync.Mutex
-	m  map[string]*vmLock
-}
-
-type vmLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (l *vmLocks) lock(id string) (unlock func()) {
-	l.mu.Lock()
-	if l.m == nil {
-		l.m = make(map[string]*vmLock)
-	}
-	v := l.m[id]
-	if v == nil {
-		v = &vmLock{}
-		l.m[id] = v
-	}
-	v.refs++
-	l.mu.Unlock()
-	v.mu.Lock()
-	return func() {
-		v.mu.Unlock()
-		l.mu.Lock()
-		if v.refs--; v.refs == 0 {
-			delete(l.m, id)
-		}
-		l.mu.Unlock()
-	}
-}
-
-// GCModule returns the garbage-collection module of the instance rooted at
-// rootDir, for callers without a Bridge. It does no I/O until the cycle
-// runs; then it uses the namespace and grace period New recorded in
-// rootDir, or the caller's namespace and DefaultGCGrace if there is no
-// record.
-func GCModule(rootDir string) gc.Module[bridgeSnapshot] {
-	c := (&config.Config{RootDir: rootDir}).WithDefaults()
-	return newGCModule(c, nil)
-}
-
-// GCModuleConfig is GCModule for conf.RootDir with conf's NetnsPath and
-// GCGrace, when set (non-empty, non-zero), taking precedence over what New
-// recorded. Other fields are ignored. Like GCModule it does no I/O until the
-// cycle runs.
-func GCModuleConfig(conf *config.Config) gc.Module[bridgeSnapshot] {
-	if conf == nil {
-		conf = &config.Config{}
-	}
-	c := (&config.Config{RootDir: conf.RootDir}).WithDefaults()
-	m := newGCModule(c, nil)
-	m.Locker.(*gcModule).override = config.Config{NetnsPath: conf.NetnsPath, GCGrace: conf.GCGrace}
-	return m
-}
-
-// RegisterGC registers the Bridge's GC module, with its own settings and
-// its knowledge of the Configs in flight in this process, on orch.
-func (b *Bridge) RegisterGC(orch *gc.Orchestrator) {
-	gc.Register(orch, newGCModule(b.conf, b))
-}
-
-func validUnicast(mac net.HardwareAddr) bool {
-	if len(mac) != 6 || mac[0]&1 != 0 {
-		return false
-	}
-	for _, c := range mac {
-		if c != 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// randomMAC returns a random locally administered unicast MAC whose first
-// byte is not 0xfe (reserved for TAP host sides).
-func randomMAC() net.HardwareAddr {
-	mac := make(net.HardwareAddr, 6)
-	_, _ = rand.Read(mac) // crypto/rand.Read never fails
-	mac[0] = mac[0]&0xfc | 0x02
-	if mac[0] == 0xfe {
-		mac[0] = 0xfa
-	}
-	return mac
-}
-
-// hostMAC is the TAP's own MAC for guest MAC g: 0xfe and g's last five
-// bytes. It differs from g (whose first byte is never 0xfe) and, being
-// high, never becomes the bridge's MAC.
-func hostMAC(g [6]byte) net.HardwareAddr {
-	return net.HardwareAddr{0xfe, g[1], g[2], g[3], g[4], g[5]}
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }

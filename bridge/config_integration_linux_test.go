@@ -180,7 +180,7 @@ func (f *fixture) checkNICs(t *testing.T, vmID string, recs []*types.NetworkConf
 		if rec.Backend != Backend || rec.BridgeDev != testBridge {
 			t.Errorf("record of nic %d = %+v, want backend %q and bridge %q", nic, rec, Backend, testBridge)
 		}
-		checkTag(t, l, f.b.inst, vmID, nic, len(recs), rec)
+		checkTag(t, l, f.b, vmID, nic, len(recs), rec)
 
 		guest := mustMAC(t, rec.Mac)
 		if guest[0]&1 != 0 || guest[0]&2 == 0 || guest[0] == 0xfe {
@@ -282,7 +282,7 @@ func TestIntegrationConfigQueueSize(t *testing.T) {
 		if recs[0].QueueSize != tt.want || recs[0].NumQueues != 2*tt.cpu {
 			t.Errorf("Config(%s, 1, %+v) = %+v, want queue size %d and %d queues", vm, tt.vmCfg, *recs[0], tt.want, 2*tt.cpu)
 		}
-		checkTag(t, f.link(t, recs[0].Tap), f.b.inst, vm, 0, 1, recs[0])
+		checkTag(t, f.link(t, recs[0].Tap), f.b, vm, 0, 1, recs[0])
 	}
 }
 
@@ -399,7 +399,7 @@ func TestIntegrationConfigRecovery(t *testing.T) {
 }
 
 func TestIntegrationConfigSharedPrefix(t *testing.T) {
-	f := newFixture(t, nil)
+	f := newFixture(t, &config.Config{SyncDelete: true})
 	a := f.config(t, "vm-000001", 2, nil)
 	b := f.config(t, "vm-000002", 2, nil)
 	for nic := range 2 {
@@ -966,7 +966,7 @@ func TestIntegrationConfigHandoff(t *testing.T) {
 					if mq && numQueues(t, l) != files {
 						t.Errorf("ip -d link show %s: numqueues %d, want %d", c.Tap, numQueues(t, l), files)
 					}
-					checkTag(t, l, f.b.inst, vm, nic, 2, c)
+					checkTag(t, l, f.b, vm, nic, 2, c)
 					if l.Master != testBridge || !l.HasFlag("UP") || l.AddrGen != "none" {
 						t.Errorf("ip link show %s: master %q flags %v addrgenmode %q, want %s, UP, none", c.Tap, l.Master, l.Flags, l.AddrGen, testBridge)
 					}

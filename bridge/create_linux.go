@@ -11,56 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
-	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/tap"
 	"github.com/tapbridge/tapbridge/types"
 )
-
-const (
-	// DefaultQueueSize is the virtio queue size when VMConfig.QueueSize is 0.
-	DefaultQueueSize = 512
-	// maxQueueSize is the largest virtio split-queue size.
-	maxQueueSize = 32768
-)
-
-// Handoff is one NIC made by ConfigHandoff: its record and the queue files
-// to give the VMM (one per queue pair). The caller owns the files.
-type Handoff struct {
-	Config *types.NetworkConfig
-	Queues []*os.File
-}
-
-// vmPlan is one Config call: the validated request and, per NIC, what was
-// found and made.
-type vmPlan struct {
-	vmID      string
-	nics      []*nicPlan
-	pairs     int // queue pairs: one per vCPU
-	queues    int // virtio queues: 2 per pair
-	queueSize int
-	mq        bool
-	handoff   bool
-	bridge    rtnl.Link
-}
-
-type nicPlan struct {
-	nic      int
-	mac      [6]byte
-	macGiven bool   // from existing: keep it
-	nameHint string // from existing: try this candidate first
-	name     string
-	index    uint32
-	created  int64
-	adopted  bool    // the TAP existed and is ours: repair, do not roll back
-	oldMAC   [6]byte // adopted: the guest MAC its tag had
-	// persisted: made by this call and already persistent, so rollback
-	// deletes it by ifindex rather than by closing its file.
-	persisted bool
-	hasAlt    bool // adopted: already carries its alternative name
-	dev       *tap.Device
-	link      rtnl.Link // probe result
-}
 
 // Config creates the network of VM vmID: numNICs TAPs on the bridge, and
 // returns one record per NIC, in NIC order.
@@ -76,8 +30,9 @@ type nicPlan struct {
 // an earlier Config made are deleted. It never attaches to a device of
 // another VM or instance: a name held by one makes it try the next
 // candidate, and an alternative name held by one fails with an error
-// wrapping ErrNameCollision. Doomed TAPs of vmID (a Delete the reaper has
-// not finished yet) are deleted first, so that the ID can be reused.
+// wrapping ErrNameCollision. Doomed TAPs of vmID (a Delete whose background
+// deletion has not run yet) are deleted first, so that the ID can be
+// reused.
 //
 // On any failure every TAP made by this call is destroyed; TAPs that existed
 // before are left as they were. Errors wrap ErrInvalidArgument (bad VM ID,
@@ -94,7 +49,7 @@ func (b *Bridge) Config(ctx context.Context, vmID string, numNICs int, vmCfg *ty
 	if err != nil {
 		return nil, err
 	}
-	return p.records(b.bridgeDev), nil
+	return p.records(&b.target), nil
 }
 
 // ConfigHandoff is Config for VMMs that take TAP file descriptors (Cloud
@@ -110,7 +65,7 @@ func (b *Bridge) ConfigHandoff(ctx context.Context, vmID string, numNICs int, vm
 	if err != nil {
 		return nil, err
 	}
-	recs := p.records(b.bridgeDev)
+	recs := p.records(&b.target)
 	out := make([]*Handoff, len(p.nics))
 	for i, n := range p.nics {
 		out[i] = &Handoff{Config: recs[i], Queues: n.dev.Release()}
@@ -118,119 +73,8 @@ func (b *Bridge) ConfigHandoff(ctx context.Context, vmID string, numNICs int, vm
 	return out, nil
 }
 
-func (p *vmPlan) records(bridgeDev string) []*types.NetworkConfig {
-	out := make([]*types.NetworkConfig, len(p.nics))
-	for i, n := range p.nics {
-		out[i] = &types.NetworkConfig{
-			Tap:       n.name,
-			Mac:       net.HardwareAddr(n.mac[:]).String(),
-			NumQueues: p.queues,
-			QueueSize: p.queueSize,
-			Backend:   Backend,
-			BridgeDev: bridgeDev,
-		}
-	}
-	return out
-}
-
-// plan validates a Config request.
-func (b *Bridge) plan(vmID string, numNICs int, vmCfg *types.VMConfig, existing []*types.NetworkConfig, handoff bool) (*vmPlan, error) {
-	if err := owner.ValidateVMID(vmID); err != nil {
-		return nil, fmt.Errorf("config: %w: %w", ErrInvalidArgument, err)
-	}
-	if numNICs < 1 || numNICs > owner.MaxNICs {
-		return nil, fmt.Errorf("config vm %s: %w: %d NICs, want 1..%d", vmID, ErrInvalidArgument, numNICs, owner.MaxNICs)
-	}
-	if len(existing) > numNICs {
-		return nil, fmt.Errorf("config vm %s: %w: %d existing records for %d NICs", vmID, ErrInvalidArgument, len(existing), numNICs)
-	}
-	cpu, qsize := 1, DefaultQueueSize
-	if vmCfg != nil {
-		if vmCfg.CPU < 0 || vmCfg.CPU > tap.MaxQueues {
-			return nil, fmt.Errorf("config vm %s: %w: %d CPUs: one queue pair each, and a TAP holds 1..%d", vmID, ErrInvalidArgument, vmCfg.CPU, tap.MaxQueues)
-		}
-		if vmCfg.CPU > 0 {
-			cpu = vmCfg.CPU
-		}
-		if vmCfg.QueueSize < 0 || vmCfg.QueueSize > maxQueueSize || vmCfg.QueueSize&(vmCfg.QueueSize-1) != 0 {
-			return nil, fmt.Errorf("config vm %s: %w: queue size %d, want a power of two up to %d", vmID, ErrInvalidArgument, vmCfg.QueueSize, maxQueueSize)
-		}
-		if vmCfg.QueueSize > 0 {
-			qsize = vmCfg.QueueSize
-		}
-	}
-	p := &vmPlan{
-		vmID:      vmID,
-		pairs:     cpu,
-		queues:    2 * cpu,
-		queueSize: qsize,
-		mq:        config.MultiQueue(b.conf.Hypervisor, cpu),
-		handoff:   handoff,
-		nics:      make([]*nicPlan, numNICs),
-	}
-	for i := range p.nics {
-		p.nics[i] = &nicPlan{nic: i}
-	}
-	seen := make(map[[6]byte]int, len(existing))
-	seenTAP := make(map[string]int, len(existing))
-	for i, rec := range existing {
-		n := p.nics[i]
-		if rec == nil {
-			return nil, fmt.Errorf("config vm %s: %w: existing record %d is nil", vmID, ErrInvalidArgument, i)
-		}
-		mac, err := parseGuestMAC(rec.Mac)
-		if err != nil {
-			return nil, fmt.Errorf("config vm %s: %w: existing record %d: %w", vmID, ErrInvalidArgument, i, err)
-		}
-		if j, dup := seen[mac]; dup {
-			return nil, fmt.Errorf("config vm %s: %w: existing records %d and %d have the same MAC %s", vmID, ErrInvalidArgument, j, i, rec.Mac)
-		}
-		seen[mac] = i
-		if rec.BridgeDev != "" && rec.BridgeDev != b.bridgeDev {
-			return nil, fmt.Errorf("config vm %s: %w: existing record %d is for bridge %s, this provider serves %s", vmID, ErrInvalidArgument, i, rec.BridgeDev, b.bridgeDev)
-		}
-		if rec.Backend != "" && rec.Backend != Backend {
-			return nil, fmt.Errorf("config vm %s: %w: existing record %d has backend %q", vmID, ErrInvalidArgument, i, rec.Backend)
-		}
-		if rec.Tap != "" {
-			if err := tap.ValidateName(rec.Tap); err != nil {
-				return nil, fmt.Errorf("config vm %s: %w: existing record %d: %w", vmID, ErrInvalidArgument, i, err)
-			}
-			if j, dup := seenTAP[rec.Tap]; dup {
-				return nil, fmt.Errorf("config vm %s: %w: existing records %d and %d have the same TAP %s", vmID, ErrInvalidArgument, j, i, rec.Tap)
-			}
-			seenTAP[rec.Tap] = i
-		}
-		n.mac, n.macGiven, n.nameHint = mac, true, rec.Tap
-	}
-	return p, nil
-}
-
-// parseGuestMAC accepts a unicast MAC that is not all zeros and does not
-// start with 0xfe, the host-side prefix.
-func parseGuestMAC(s string) ([6]byte, error) {
-	var m [6]byte
-	hw, err := net.ParseMAC(s)
-	if err != nil {
-		return m, fmt.Errorf("MAC %q: %w", s, err)
-	}
-	if len(hw) != 6 {
-		return m, fmt.Errorf("MAC %q: %d bytes, want 6", s, len(hw))
-	}
-	switch {
-	case hw[0]&1 != 0:
-		return m, fmt.Errorf("MAC %q is multicast or broadcast", s)
-	case !validUnicast(hw):
-		return m, fmt.Errorf("MAC %q is all zeros", s)
-	case hw[0] == 0xfe:
-		return m, fmt.Errorf("MAC %q starts with fe, reserved for TAP host sides", s)
-	}
-	copy(m[:], hw)
-	return m, nil
-}
-
 func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg *types.VMConfig, existing []*types.NetworkConfig, handoff bool) (_ *vmPlan, err error) {
-	p, err := b.plan(vmID, numNICs, vmCfg, existing, handoff)
+	p, err := newPlan(&b.target, vmID, numNICs, vmCfg, existing, handoff)
 	if err != nil {
 		return nil, err
 	}
@@ -258,14 +102,14 @@ func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg 
 	if err := b.create(ctx, p); err != nil {
 		return nil, err
 	}
-	b.at(hookAfterCreate)
+	b.hook.at(hookAfterCreate)
 	setup = true
 	if err := b.setupLinks(ctx, p); err != nil {
 		return nil, err
 	}
-	b.at(hookAfterSetup)
+	b.hook.at(hookAfterSetup)
 	if !handoff {
-		if err := p.persist(b.at); err != nil {
+		if err := p.persist(b.hook); err != nil {
 			return nil, fmt.Errorf("config vm %s: %w", vmID, err)
 		}
 	}
@@ -277,9 +121,8 @@ func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg 
 }
 
 // probe looks up the bridge and each NIC's alternative name in one batch,
-// decides per NIC whether to adopt the TAP found or create one, and deletes
-// TAPs of the VM that must go first (doomed, made for another hypervisor
-// profile, beyond numNICs).
+// judges what it found (judgeProbe), and deletes the TAPs of the VM that
+// must go first (doomed, made with other flags, beyond numNICs).
 func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
 	// The bridge's ifindex and MTU, with two ioctls. A device that has the
 	// ifindex of the bridge already checked is that bridge (the kernel does
@@ -290,9 +133,9 @@ func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
 	if err != nil {
 		return fmt.Errorf("config vm %s: %w", p.vmID, bridgeErr(b.bridgeDev, err))
 	}
-	b.mu.Lock()
+	b.brMu.Lock()
 	checked := index == b.checked
-	b.mu.Unlock()
+	b.brMu.Unlock()
 	var batch rtnl.Batch
 	if checked {
 		p.bridge = rtnl.Link{Index: index, Name: b.bridgeDev, MTU: mtu, Kind: "bridge"}
@@ -303,7 +146,7 @@ func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
 	for _, n := range p.nics {
 		batch.GetLinkByAltName(owner.AltName(b.inst, p.vmID, n.nic), &n.link)
 	}
-	res, _ := b.conn.Exec(ctx, &batch)
+	res, _ := b.conn.Exec(ctx, &batch) // per-request results below
 	if !checked {
 		if res[0] != nil {
 			return fmt.Errorf("config vm %s: %w", p.vmID, bridgeErr(b.bridgeDev, res[0]))
@@ -314,71 +157,40 @@ func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
 		if err := b.repin(ctx, &p.bridge); err != nil {
 			return fmt.Errorf("config vm %s: %w", p.vmID, err)
 		}
-		b.mu.Lock()
+		b.brMu.Lock()
 		b.checked = p.bridge.Index
-		b.mu.Unlock()
+		b.brMu.Unlock()
 	}
-	res = res[first:]
 	var doomed []uint32
 	recorded := len(p.nics)
 	for i, n := range p.nics {
-		switch err := res[i]; {
+		switch err := res[first+i]; {
 		case errors.Is(err, unix.ENODEV):
 			continue
 		case err != nil:
 			return fmt.Errorf("config vm %s: %w", p.vmID, err)
 		}
-		var tag owner.Tag
-		if !b.ours(&n.link, &tag) || tag.VMID != p.vmID || tag.NIC != n.nic {
-			return fmt.Errorf("config vm %s nic %d: %w: alternative name %s is held by %s, which is not this instance's TAP for it",
-				p.vmID, n.nic, ErrNameCollision, owner.AltName(b.inst, p.vmID, n.nic), n.link.Name)
+		v, nics, err := judgeProbe(b.ownership, p, n, &n.link)
+		if err != nil {
+			return err
 		}
-		recorded = max(recorded, tag.NICs)
-		if n.link.Group == b.group || n.link.Tun.MultiQueue != p.mq || p.handoff == n.link.Tun.Persist {
-			// Doomed, or made for other VMM flags: replace it, unless a
-			// VMM still holds it.
-			if q := n.link.AttachedQueues(); q > 0 && n.link.Group != b.group {
-				return fmt.Errorf("config vm %s nic %d: TAP %s is open (%d queues) with other flags (multi-queue %v, persistent %v)",
-					p.vmID, n.nic, n.link.Name, q, n.link.Tun.MultiQueue, n.link.Tun.Persist)
-			}
+		recorded = max(recorded, nics)
+		if v == probeReplace {
 			doomed = append(doomed, n.link.Index)
-			if n.link.Group != b.group {
-				// The same NIC of the same VM, remade with other flags:
-				// keep its guest MAC and name, as an adopted TAP would.
-				if !n.macGiven {
-					n.mac, n.macGiven = tag.MAC, true
-				}
-				if n.nameHint == "" {
-					n.nameHint = n.link.Name
-				}
-			}
-			continue
-		}
-		if p.handoff {
-			// A handed-off TAP lives only while its queue files are open,
-			// so this one is held by a VMM (or the caller); more files
-			// would change its queue count, and there are none to return.
-			return fmt.Errorf("config vm %s nic %d: TAP %s was handed off and is still open (%d queues): close its queue files first",
-				p.vmID, n.nic, n.link.Name, n.link.AttachedQueues())
-		}
-		n.adopted, n.hasAlt = true, true
-		n.name, n.index, n.created, n.oldMAC = n.link.Name, n.link.Index, tag.Created, tag.MAC
-		if !n.macGiven {
-			n.mac = tag.MAC
 		}
 	}
 	if recorded > len(p.nics) {
 		// An earlier Config gave the VM more NICs: the extra ones go.
-		extra, err := b.lookupNICs(ctx, p.vmID, len(p.nics), recorded)
+		extra, err := b.lookupVMs(ctx, []string{p.vmID}, len(p.nics), recorded)
 		if err != nil {
 			return fmt.Errorf("config vm %s: %w", p.vmID, err)
 		}
-		doomed = append(doomed, extra...)
-	}
-	if len(doomed) > 0 {
-		if err := b.deleteIndexes(ctx, doomed); err != nil {
-			return fmt.Errorf("config vm %s: delete stale TAPs: %w", p.vmID, err)
+		for _, r := range refsOf(extra) {
+			doomed = append(doomed, r.index)
 		}
+	}
+	if err := b.deleteNow(ctx, doomed); err != nil {
+		return fmt.Errorf("config vm %s: delete stale TAPs: %w", p.vmID, err)
 	}
 	return nil
 }
@@ -388,11 +200,8 @@ func (b *Bridge) probe(ctx context.Context, p *vmPlan) error {
 // until persist.
 func (b *Bridge) create(ctx context.Context, p *vmPlan) error {
 	queues := 1
-	if p.handoff {
+	if p.handoff && p.mq {
 		queues = p.pairs
-		if !p.mq {
-			queues = 1
-		}
 	}
 	opts := tap.Options{
 		MultiQueue: p.mq,
@@ -427,7 +236,7 @@ func (b *Bridge) create(ctx context.Context, p *vmPlan) error {
 			}
 			// The name is taken. If by this VM's own TAP that lost its
 			// alternative name, adopt it; otherwise try the next.
-			if b.adoptByName(ctx, p, n, name) {
+			if l, err := getLink(ctx, b.conn, name); err == nil && judgeByName(b.ownership, p, n, l) {
 				break
 			}
 			busy = append(busy, name)
@@ -457,39 +266,6 @@ func (b *Bridge) create(ctx context.Context, p *vmPlan) error {
 	return nil
 }
 
-func candidates(vmID string, n *nicPlan) []string {
-	c := make([]string, 0, owner.Candidates+1)
-	for k := range owner.Candidates {
-		c = append(c, owner.Name(vmID, n.nic, k))
-	}
-	if n.nameHint != "" {
-		if i := slices.Index(c, n.nameHint); i > 0 {
-			c = slices.Insert(slices.Delete(c, i, i+1), 0, n.nameHint)
-		}
-	}
-	return c
-}
-
-func (b *Bridge) adoptByName(ctx context.Context, p *vmPlan, n *nicPlan, name string) bool {
-	l, err := b.conn.LinkByName(ctx, name)
-	if err != nil {
-		return false
-	}
-	var tag owner.Tag
-	// Handoff never adopts: see probe.
-	if p.handoff || !b.ours(l, &tag) || tag.VMID != p.vmID || tag.NIC != n.nic || l.Group == b.group ||
-		l.Tun.MultiQueue != p.mq || l.Tun.Persist == p.handoff {
-		return false
-	}
-	n.link = *l
-	n.adopted = true
-	n.name, n.index, n.created, n.oldMAC = l.Name, l.Index, tag.Created, tag.MAC
-	if !n.macGiven {
-		n.mac = tag.MAC
-	}
-	return true
-}
-
 // setupLinks configures every NIC, except bringing it up, in one pipelined
 // batch. The link stays down until bringUp, after persist has closed the
 // new TAPs' files: closing a TAP's last queue drops its carrier, which on a
@@ -505,10 +281,7 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 	port := rtnl.BridgePort{Learning: &learning, Isolated: &b.conf.Isolated, Locked: &b.conf.Locked}
 	for _, n := range p.nics {
 		first := batch.Len()
-		tag := owner.Tag{
-			Instance: b.inst, VMID: p.vmID, NIC: n.nic, NICs: len(p.nics), MAC: n.mac,
-			Queues: p.queues, QueueSize: p.queueSize, Hypervisor: b.conf.Hypervisor, Created: n.created,
-		}
+		tag := p.tag(b.inst, b.conf.Hypervisor, n)
 		alias := tag.String()
 		// Before the link is up: the qdisc (else one per TX queue) and
 		// address generation (else a link-local address). The MTU must
@@ -597,24 +370,19 @@ func classify(p *vmPlan, nic int, err error) error {
 	return fmt.Errorf("config vm %s nic %d: %w", p.vmID, nic, err)
 }
 
-// persist makes the new TAPs persistent and closes their files. If one
-// fails, those already made persistent are made transient again, so that
-// rollback's close destroys them all. at is the Bridge's test hook.
-func (p *vmPlan) persist(at func(string)) error {
-	for i, n := range p.nics {
+// persist makes the new TAPs persistent and closes their files. A TAP made
+// persistent is marked so, and if a later one fails, rollback deletes it
+// by ifindex (closing its file would no longer destroy it).
+func (p *vmPlan) persist(hook hookFunc) error {
+	for _, n := range p.nics {
 		if n.dev == nil {
 			continue
 		}
 		if err := n.dev.SetPersist(true); err != nil {
-			for _, m := range p.nics[:i] {
-				if m.dev != nil {
-					_ = m.dev.SetPersist(false) // best effort; rollback deletes them anyway
-				}
-			}
 			return err
 		}
 		n.persisted = true
-		at(hookPersisted)
+		hook.at(hookPersisted)
 	}
 	var errs []error
 	for _, n := range p.nics {
@@ -660,14 +428,16 @@ func (b *Bridge) rollback(ctx context.Context, p *vmPlan) error {
 	var made []uint32
 	for _, n := range p.nics {
 		if n.dev != nil {
-			_ = n.dev.Close() // closing a TUN file reports no useful error
+			// Closing a TUN file reports no error worth returning: the
+			// kernel's release (tun_chr_close) cannot fail.
+			_ = n.dev.Close()
 			n.dev = nil
 		}
 		if n.persisted {
 			made = append(made, n.index)
 		}
 	}
-	if err := b.deleteIndexes(context.WithoutCancel(ctx), made); err != nil {
+	if err := b.deleteNow(context.WithoutCancel(ctx), made); err != nil {
 		return fmt.Errorf("config vm %s: roll back: %w", p.vmID, err)
 	}
 	return nil
@@ -686,8 +456,8 @@ func (b *Bridge) tunFiles(n int) ([]*os.File, error) {
 	if b.nsFD <= 0 {
 		return nil, nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.tunMu.Lock()
+	defer b.tunMu.Unlock()
 	if len(b.tun) < n {
 		more, err := tap.OpenFiles(b.nsFD, max(n-len(b.tun), tunPool))
 		if err != nil {
@@ -702,17 +472,17 @@ func (b *Bridge) tunFiles(n int) ([]*os.File, error) {
 }
 
 func (b *Bridge) beginCreate(vmID string) {
-	b.mu.Lock()
+	b.vmMu.Lock()
 	b.creating[vmID]++
-	b.mu.Unlock()
+	b.vmMu.Unlock()
 }
 
 func (b *Bridge) endCreate(vmID string) {
-	b.mu.Lock()
+	b.vmMu.Lock()
 	if b.creating[vmID]--; b.creating[vmID] <= 0 {
 		delete(b.creating, vmID)
 	}
-	b.mu.Unlock()
+	b.vmMu.Unlock()
 }
 
 // remember records the VM's TAPs so that Delete finds them without probing.
@@ -720,11 +490,11 @@ func (b *Bridge) remember(p *vmPlan) {
 	if p.handoff {
 		return // transient: the VMM's exit deletes them
 	}
-	indexes := make([]uint32, len(p.nics))
+	refs := make([]nicRef, len(p.nics))
 	for i, n := range p.nics {
-		indexes[i] = n.index
+		refs[i] = nicRef{index: n.index, mac: n.mac}
 	}
-	b.mu.Lock()
-	b.known[p.vmID] = indexes
-	b.mu.Unlock()
+	b.vmMu.Lock()
+	b.known[p.vmID] = refs
+	b.vmMu.Unlock()
 }

@@ -2,10 +2,10 @@ package bridge
 
 import (
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"net"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +13,15 @@ import (
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/internal/netns"
+	"github.com/tapbridge/tapbridge/internal/testutil"
 	"github.com/tapbridge/tapbridge/network"
 	"github.com/tapbridge/tapbridge/types"
+	"golang.org/x/sys/unix"
 )
 
 func TestIntegrationDelete(t *testing.T) {
-	f := newFixture(t, nil)
+	// The synchronous Delete: the TAPs are gone when it returns.
+	f := newFixture(t, &config.Config{SyncDelete: true})
 	ctx := t.Context()
 	// Another instance on the same bridge with a VM of the same ID, and a
 	// foreign device named like one of our TAPs could be.
@@ -221,39 +224,23 @@ func TestIntegrationDeleteReaperRuns(t *testing.T) {
 	f.checkLinks(t, []string{"lo", testBridge})
 }
 
-// useDefaultRootDir lets a test make a Bridge with config.DefaultRootDir
-// (the instance CleanupTAPs serves) and puts the directory back as it was
-// afterwards: New writes its settings file and lock files there.
-func useDefaultRootDir(t *testing.T) {
-	t.Helper()
-	dir := config.DefaultRootDir
-	settingsPath := filepath.Join(dir, settingsFile)
-	_, statErr := os.Stat(dir)
-	saved, readErr := os.ReadFile(settingsPath)
-	t.Cleanup(func() {
-		switch {
-		case errors.Is(statErr, fs.ErrNotExist):
-			os.RemoveAll(dir)
-		case readErr == nil:
-			os.WriteFile(settingsPath, saved, 0o600)
-		default:
-			os.Remove(settingsPath)
-		}
-	})
-}
-
 // TestIntegrationCleanupTAPs calls CleanupTAPs, which works in the
-// caller's namespace, from a thread inside the test's namespace.
+// caller's namespace, from a thread inside the test's namespace. The
+// caller names VMs and no instance: the VMs' TAPs go whichever instance
+// made them, and nothing else does.
 func TestIntegrationCleanupTAPs(t *testing.T) {
 	f := newFixture(t, nil)
-	useDefaultRootDir(t)
-	def := f.newBridge(t, &config.Config{RootDir: config.DefaultRootDir})
+	other := f.newBridge(t, nil) // another instance (RootDir)
 	ctx := t.Context()
-	one := mustConfig(t, def, "vm-000001", 3, nil)
-	mustConfig(t, def, "vm-000002", 2, nil)
-	// The same VM ID in another instance, and a gap in vm-000001's NICs.
-	mine := f.config(t, "vm-000001", 1, nil)
+	one := f.config(t, "vm-000001", 3, nil)
+	f.config(t, "vm-000002", 2, nil)
+	// The same VM ID in the other instance, and a gap in vm-000001's NICs.
+	mustConfig(t, other, "vm-000001", 1, nil)
+	three := mustConfig(t, other, "vm-000003", 1, nil)
 	f.ip(t, "link", "del", one[1].Tap)
+	// A foreign TAP named as vm-000001's next NIC would be.
+	foreign := owner.Name("vm-000001", 5, 0)
+	f.addForeignTAP(t, foreign)
 
 	cleanup := func(ids []string) []string {
 		t.Helper()
@@ -270,17 +257,21 @@ func TestIntegrationCleanupTAPs(t *testing.T) {
 	if got, want := cleanup(ids), []string{"vm-000001", "vm-none"}; !slices.Equal(got, want) {
 		t.Errorf("CleanupTAPs(%q) = %q, want %q", ids, got, want)
 	}
-	if got := f.vmTAPs(t, def.inst, "vm-000001"); len(got) != 0 {
-		t.Errorf("default instance's vm-000001 TAPs after CleanupTAPs: %v, want none", got)
+	for _, b := range []*Bridge{f.b, other} {
+		if got := f.vmTAPs(t, b.inst, "vm-000001"); len(got) != 0 {
+			t.Errorf("instance %s: vm-000001 TAPs after CleanupTAPs: %v, want none", b.inst, got)
+		}
+		errIs(t, "Verify(vm-000001) after CleanupTAPs", b.Verify(ctx, "vm-000001"), network.ErrNotFound)
 	}
-	if err := def.Verify(ctx, "vm-000002"); err != nil {
+	if err := f.b.Verify(ctx, "vm-000002"); err != nil {
 		t.Errorf("Verify(vm-000002) after CleanupTAPs(vm-000001) = %v, want nil", err)
 	}
-	// The other instance's vm-000001 is untouched.
-	if err := f.b.Verify(ctx, "vm-000001"); err != nil {
-		t.Errorf("other instance's Verify(vm-000001) = %v, want nil", err)
+	if err := other.Verify(ctx, "vm-000003"); err != nil {
+		t.Errorf("other instance's Verify(vm-000003) = %v, want nil", err)
 	}
-	f.checkNICs(t, "vm-000001", mine, false)
+	if _, ok := f.links(t)[foreign]; !ok {
+		t.Errorf("foreign device %s was deleted by CleanupTAPs", foreign)
+	}
 	// Idempotent.
 	if got := cleanup([]string{"vm-000001"}); !slices.Equal(got, []string{"vm-000001"}) {
 		t.Errorf("CleanupTAPs(vm-000001) again = %q, want [vm-000001]", got)
@@ -288,5 +279,121 @@ func TestIntegrationCleanupTAPs(t *testing.T) {
 	if got := cleanup(nil); len(got) != 0 {
 		t.Errorf("CleanupTAPs(nil) = %q, want none", got)
 	}
-	errIs(t, "def.Verify(vm-000001) after CleanupTAPs", def.Verify(ctx, "vm-000001"), network.ErrNotFound)
+
+	// A VM whose TAPs cannot be deleted is not returned: a device that
+	// cannot be deleted (lo has no rtnl_link_ops) in the other instance's
+	// reserved group makes its group deletion fail, and delete nothing.
+	f.ip(t, "link", "set", "lo", "group", strconv.FormatUint(uint64(other.group), 10))
+	if got, want := cleanup([]string{"vm-000002", "vm-000003"}), []string{"vm-000002"}; !slices.Equal(got, want) {
+		t.Errorf("CleanupTAPs(vm-000002, vm-000003) with lo in the other instance's group = %q, want %q", got, want)
+	}
+	// Its TAP is still there, doomed (moved into the group, which the
+	// kernel then refused to delete): GC or a later cleanup removes it.
+	f.checkLinks(t, []string{"lo", testBridge, foreign, three[0].Tap})
+	if err := other.Verify(ctx, "vm-000003"); err == nil || !strings.Contains(err.Error(), "being deleted") {
+		t.Errorf("other instance's Verify(vm-000003) after a failed cleanup = %v, want it being deleted", err)
+	}
+	f.ip(t, "link", "set", "lo", "group", "default")
+	if got := cleanup([]string{"vm-000003"}); !slices.Equal(got, []string{"vm-000003"}) {
+		t.Errorf("CleanupTAPs(vm-000003) once lo left the group = %q, want [vm-000003]", got)
+	}
+	f.checkLinks(t, []string{"lo", testBridge, foreign})
+}
+
+// TestIntegrationDeleteDoomsAtOnce is the default Delete: when it returns,
+// the VM's TAPs are doomed, carry no traffic in either direction (also
+// while a VMM still holds them open, with carrier), and have no FDB entry;
+// the background deletion, which runs only while deletions are pending,
+// deletes them later; Close waits for it.
+func TestIntegrationDeleteDoomsAtOnce(t *testing.T) {
+	f := newFixture(t, &config.Config{Hypervisor: config.Firecracker, ReapInterval: time.Hour, ReapBatch: 1 << 20})
+	ctx := t.Context()
+	ids := []string{"vm-a", "vm-b", "vm-c"}
+	recs := map[string]*types.NetworkConfig{}
+	macs := map[string]net.HardwareAddr{}
+	fds := map[string]int{}
+	for _, id := range ids {
+		rec := f.config(t, id, 1, nil)[0]
+		recs[id], macs[id] = rec, mustHW(t, rec.Mac)
+		fds[id] = int(gcHold(t, f, rec.Tap, false, 1).Queues()[0].Fd())
+		f.waitForwarding(t, rec.Tap)
+	}
+	goroutines := runtime.NumGoroutine()
+
+	if got, err := f.b.Delete(ctx, []string{"vm-a"}); err != nil || !slices.Equal(got, []string{"vm-a"}) {
+		t.Fatalf("Delete(vm-a) = %q, %v; want [vm-a], nil", got, err)
+	}
+	a := recs["vm-a"].Tap
+	l := f.link(t, a)
+	if want := strconv.FormatUint(uint64(f.b.group), 10); l.Group != want {
+		t.Errorf("TAP %s after Delete is in group %s, want the reserved group %s", a, l.Group, want)
+	}
+	if p := f.ports(t)[a]; p == nil || !p.Locked || p.Flood || p.McastFlood || p.BcastFlood {
+		t.Errorf("port %s after Delete = %+v, want locked, no unicast, multicast or broadcast flooding", a, p)
+	}
+	if e := f.fdbFor(t, recs["vm-a"].Mac); len(e) != 0 {
+		t.Errorf("FDB entries for vm-a's MAC after Delete = %+v, want none", e)
+	}
+	n, err := f.b.Inspect(ctx, "vm-a")
+	if err != nil || !n.Links[0].Deleting {
+		t.Errorf("Inspect(vm-a) after Delete = %+v, %v; want its TAP being deleted", n, err)
+	}
+	if err := f.b.Verify(ctx, "vm-a"); err == nil || !strings.Contains(err.Error(), "being deleted") {
+		t.Errorf("Verify(vm-a) after Delete = %v, want being deleted", err)
+	}
+
+	write := func(from string, frame []byte) {
+		t.Helper()
+		if n, err := unix.Write(fds[from], frame); err != nil || n != len(frame) {
+			t.Fatalf("write %d bytes into %s's TAP = %d, %v", len(frame), from, n, err)
+		}
+	}
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	mcast := net.HardwareAddr{0x01, 0x00, 0x5e, 0, 0, 1}
+	const wait = 30 * time.Second
+	// Towards the doomed TAP: unicast to its MAC, multicast, broadcast.
+	// C sees the markers; A must see nothing.
+	write("vm-b", testFrame(macs["vm-a"], macs["vm-b"], "unicast b->a"))
+	write("vm-b", testFrame(mcast, macs["vm-b"], "multicast from b"))
+	write("vm-b", testFrame(bcast, macs["vm-b"], "marker from b"))
+	if got := readPayloads(t, fds["vm-c"], "marker from b", wait); !slices.Contains(got, "marker from b") {
+		t.Fatalf("vm-c's TAP received %q, want the broadcast marker", got)
+	}
+	if got := readPayloads(t, fds["vm-a"], "", 300*time.Millisecond); len(got) != 0 {
+		t.Errorf("the doomed TAP of vm-a received %q, want nothing", got)
+	}
+	// From the doomed TAP: nothing reaches anyone.
+	write("vm-a", testFrame(macs["vm-b"], macs["vm-a"], "unicast a->b"))
+	write("vm-a", testFrame(bcast, macs["vm-a"], "broadcast from a"))
+	write("vm-c", testFrame(bcast, macs["vm-c"], "marker from c"))
+	if got := readPayloads(t, fds["vm-b"], "marker from c", wait); !slices.Equal(got, []string{"marker from c"}) {
+		t.Errorf("vm-b's TAP received %q, want only the marker from c (nothing from the doomed vm-a)", got)
+	}
+
+	if err := f.b.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-a")
+	// The background goroutine ends once nothing is pending.
+	deadline := time.Now().Add(time.Minute)
+	for runtime.NumGoroutine() > goroutines {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines a minute after Flush, want %d as before Delete", runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Close waits for the pending deletions of its Bridge.
+	other, err := New(&config.Config{RootDir: f.dir, NetnsPath: testutil.NSPath(f.ns), Hypervisor: config.Firecracker, ReapInterval: time.Hour}, testBridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Delete(ctx, []string{"vm-b"}); err != nil {
+		t.Fatalf("Delete(vm-b) = %v", err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-b")
+	f.checkLinks(t, []string{"lo", testBridge, recs["vm-c"].Tap})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/gc"
 	"github.com/tapbridge/tapbridge/internal/testutil"
+	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/types"
 )
 
@@ -58,6 +59,35 @@ const (
 	faultGC      = "gc"       // a GC cycle that reclaims vm-dead0 (2 NICs) and vm-dead1 (1 NIC)
 )
 
+// hookDeleteMarked is the fault point between the two halves of a
+// deletion batch: the TAPs moved into the reserved group, the group not
+// yet deleted. Production sends both in one batch; a process dies between
+// them only when the batch spans several sendmsg windows (more than rtnl's
+// 128 requests) or its context ends there. The child reaches the point
+// through splitConn, which runs the very batch production sends in two
+// parts.
+const hookDeleteMarked = "delete-marked"
+
+// splitConn runs every batch that deletes a group in two parts, the
+// requests before the deletion and the rest, and calls at in between.
+type splitConn struct {
+	conn
+	at func()
+}
+
+func (c *splitConn) Exec(ctx context.Context, b *rtnl.Batch) ([]error, error) {
+	for i := 1; i < b.Len(); i++ {
+		if strings.HasPrefix(b.Op(i), "delete group ") {
+			head, _ := c.conn.Exec(ctx, b.Slice(0, i))
+			c.at()
+			tail, _ := c.conn.Exec(ctx, b.Slice(i, b.Len()))
+			res := append(head, tail...)
+			return res, errors.Join(res...)
+		}
+	}
+	return c.conn.Exec(ctx, b)
+}
+
 // faultConfig is the child's and the parent's instance configuration.
 func faultConfig(root, nsPath, scenario string) *config.Config {
 	c := &config.Config{RootDir: root, NetnsPath: nsPath, GCGrace: -1, Hypervisor: config.QEMU}
@@ -66,6 +96,8 @@ func faultConfig(root, nsPath, scenario string) *config.Config {
 		c.ReapInterval, c.ReapBatch = time.Hour, 1<<20
 	case faultReaper:
 		c.ReapInterval = time.Millisecond
+	case faultSyncDel:
+		c.SyncDelete = true
 	}
 	return c
 }
@@ -93,6 +125,7 @@ func TestIntegrationFaultHelperProcess(t *testing.T) {
 			select {} // the signal is delivered on the way out of kill(2)
 		}
 	}
+	b.setWrap(func(c conn) conn { return &splitConn{conn: c, at: func() { b.hook(hookDeleteMarked) }} })
 	up := func(id string, nics int) {
 		recs, err := b.Config(ctx, id, nics, &types.VMConfig{CPU: 2})
 		if err != nil {
@@ -167,11 +200,7 @@ func TestIntegrationFaultHelperProcess(t *testing.T) {
 // tapsOf returns the namespace's TUN/TAP devices tagged for vmID by inst.
 func tapsOf(t *testing.T, f *fixture, inst owner.Instance, vmID string) []*testutil.IPLink {
 	t.Helper()
-	var out []*testutil.IPLink
-	for _, l := range f.vmTAPs(t, inst, vmID) {
-		out = append(out, l)
-	}
-	return out
+	return slices.Collect(maps.Values(f.vmTAPs(t, inst, vmID)))
 }
 
 func TestIntegrationFaultKill(t *testing.T) {

@@ -45,11 +45,6 @@ type gcLive struct {
 	nilSnapshot bool        // report a nil map (still a live set: no VM is live)
 }
 
-// gcLiveSnap is the vms module's snapshot.
-type gcLiveSnap struct{ ids map[string]struct{} }
-
-func (s gcLiveSnap) ActiveVMIDs() map[string]struct{} { return s.ids }
-
 func newGCLive(ids ...string) *gcLive {
 	v := &gcLive{live: map[string]struct{}{}}
 	v.add(ids...)
@@ -78,22 +73,15 @@ func (v *gcLive) ids() []string {
 	return slices.Sorted(maps.Keys(v.live))
 }
 
-func (v *gcLive) module() gc.Module[gcLiveSnap] {
-	m := gc.Module[gcLiveSnap]{
-		Name: "vms",
-		ReadDB: func(context.Context) (gcLiveSnap, error) {
-			v.mu.Lock()
-			defer v.mu.Unlock()
-			if v.nilSnapshot {
-				return gcLiveSnap{}, nil
-			}
-			return gcLiveSnap{ids: maps.Clone(v.live)}, nil
-		},
-	}
-	if v.lk != nil {
-		m.Locker = v.lk
-	}
-	return m
+func (v *gcLive) module() gc.Module[gc.Live] {
+	return gc.LiveModule("vms", v.lk, func(context.Context) (map[string]struct{}, error) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.nilSnapshot {
+			return nil, nil
+		}
+		return maps.Clone(v.live), nil
+	})
 }
 
 // gcOrch returns an orchestrator with b's module and, if v is not nil, the

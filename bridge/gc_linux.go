@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"path/filepath"
 	"time"
 
@@ -18,66 +17,32 @@ import (
 	"github.com/tapbridge/tapbridge/rtnl"
 )
 
-// bridgeSnapshot is one GC scan of an instance's TAPs.
-type bridgeSnapshot struct {
-	candidates []gc.Candidate
-	taps       []scannedTAP // taps[i] is candidates[i]
-	policy     gc.Policy
-	creating   map[string]struct{} // VMs whose Config runs in this process
+// GCModule returns the garbage-collection module of the instance rooted at
+// rootDir, for callers without a Bridge. It does no I/O until the cycle
+// runs; then it uses the namespace and grace period New recorded in
+// rootDir, or the caller's namespace and DefaultGCGrace if there is no
+// record.
+func GCModule(rootDir string) gc.Module[bridgeSnapshot] {
+	c := (&config.Config{RootDir: rootDir}).WithDefaults()
+	return newGCModule(c, nil, nil)
 }
 
-type scannedTAP struct {
-	index uint32
-	alias string // the exact tag, to recognise the same TAP when reclaiming
+// GCModuleConfig is GCModule for conf.RootDir with conf's NetnsPath and
+// GCGrace, when set (non-empty, non-zero), taking precedence over what New
+// recorded. Other fields are ignored. Like GCModule it does no I/O until the
+// cycle runs.
+func GCModuleConfig(conf *config.Config) gc.Module[bridgeSnapshot] {
+	if conf == nil {
+		conf = &config.Config{}
+	}
+	c := (&config.Config{RootDir: conf.RootDir}).WithDefaults()
+	return newGCModule(c, nil, &config.Config{NetnsPath: conf.NetnsPath, GCGrace: conf.GCGrace})
 }
 
-// ScannedIDs lists the names of the instance's TAPs the scan saw.
-func (s bridgeSnapshot) ScannedIDs() []string {
-	ids := make([]string, len(s.candidates))
-	for i, c := range s.candidates {
-		ids[i] = c.ID
-	}
-	return ids
-}
-
-// Explain gives, for each scanned TAP, why a cycle with these snapshots
-// reclaims or keeps it.
-func (s bridgeSnapshot) Explain(others map[string]any) map[string]gc.Reason {
-	live, haveLive := s.live(others)
-	out := make(map[string]gc.Reason, len(s.candidates))
-	for _, c := range s.candidates {
-		r := gc.Explain(c, live, s.policy)
-		if _, creating := s.creating[c.Owner]; creating && r.Code == "live" {
-			r.Code, r.Detail = "creating", "its VM's Config is in flight in this process"
-		}
-		if !haveLive && r.Reclaim && !c.Doomed {
-			r.Reclaim, r.Code, r.Detail = false, "no-live-set", "no module reports live VMs: only doomed TAPs are reclaimed"
-		}
-		out[c.ID] = r
-	}
-	return out
-}
-
-// live returns the VMs that protect their TAPs: those some snapshot lists
-// as active, and those whose Config runs in this process. haveLive reports
-// whether any snapshot implements ActiveVMIDs at all; a snapshot that does
-// and returns an empty or nil map is a live set with no VM in it.
-func (s bridgeSnapshot) live(others map[string]any) (live map[string]struct{}, haveLive bool) {
-	var sets []map[string]struct{}
-	for _, o := range others {
-		if a, ok := o.(interface{ ActiveVMIDs() map[string]struct{} }); ok {
-			haveLive = true
-			sets = append(sets, a.ActiveVMIDs())
-		}
-	}
-	if len(sets) == 1 && len(s.creating) == 0 {
-		// The usual case: one live set, used as is (Diff only reads it)
-		// rather than copied, since it may hold thousands of VMs.
-		return sets[0], haveLive
-	}
-	live = gc.Collect(others, gc.VMIDs)
-	maps.Copy(live, s.creating)
-	return live, haveLive
+// RegisterGC registers the Bridge's GC module, with its own settings and
+// its knowledge of the Configs in flight in this process, on orch.
+func (b *Bridge) RegisterGC(orch *gc.Orchestrator) {
+	gc.Register(orch, newGCModule(b.conf, b, nil))
 }
 
 // gcModule is the state a GC module keeps between the steps of a cycle.
@@ -85,7 +50,7 @@ type gcModule struct {
 	conf     config.Config
 	override config.Config // GCModuleConfig's non-zero NetnsPath and GCGrace win over the record
 	b        *Bridge       // nil for GCModule
-	inst     owner.Instance
+	ownership
 
 	gcLock     *flock.Lock
 	inflightEx *flock.Lock
@@ -93,26 +58,33 @@ type gcModule struct {
 	cycle      *config.Config // the settings the held locks were chosen by
 	lastScan   int            // TAPs the last scan found: the next one's size hint
 
-	hook hookFunc // tests only: see hooks_linux.go; RegisterGC copies the Bridge's
+	// Tests only (RegisterGC copies the Bridge's): see hooks_linux.go and
+	// seam_linux.go.
+	hook hookFunc
+	wrap wrapFunc
 }
 
-func newGCModule(c config.Config, b *Bridge) gc.Module[bridgeSnapshot] {
+func newGCModule(c config.Config, b *Bridge, override *config.Config) gc.Module[bridgeSnapshot] {
 	locks := filepath.Join(c.RootDir, "locks")
+	inst := owner.InstanceOf(c.RootDir)
 	m := &gcModule{
 		conf:       c,
 		b:          b,
-		inst:       owner.InstanceOf(c.RootDir),
+		ownership:  ownership{inst: inst, group: inst.Group()},
 		gcLock:     flock.New(filepath.Join(locks, "gc.lock"), flock.Exclusive),
 		inflightEx: flock.New(filepath.Join(locks, "inflight.lock"), flock.Exclusive),
 	}
+	if override != nil {
+		m.override = *override
+	}
 	if b != nil {
-		m.hook = b.hook
+		m.hook, m.wrap = b.hook, b.wrap
 	}
 	return gc.Module[bridgeSnapshot]{
 		Name:    "bridge/" + m.inst.String(),
 		Locker:  m,
 		ReadDB:  m.read,
-		Resolve: m.resolve,
+		Resolve: bridgeSnapshot.orphans,
 		Collect: m.collect,
 	}
 }
@@ -218,21 +190,15 @@ func (m *gcModule) cycleSettings() (config.Config, error) {
 	return m.settings()
 }
 
-// conn returns the Bridge's connection, or dials one in the instance's
-// namespace; done releases what conn opened.
-func (m *gcModule) conn(c *config.Config) (*rtnl.Conn, error) {
+// dial opens the socket one step of a cycle works on: in the Bridge's
+// namespace, or in the one the settings name. Each step has its own: a
+// scan of thousands of TAPs must not hold up the Bridge's Configs behind
+// its socket's lock.
+func (m *gcModule) dial(c *config.Config) (conn, error) {
 	if m.b != nil {
-		// A socket of its own: a scan of thousands of TAPs must not hold up
-		// the Bridge's Configs behind its socket's lock.
-		return rtnl.Dial(&rtnl.Config{NetNS: m.b.nsFD})
+		return dialConn(m.b.nsFD, m.wrap)
 	}
-	return dialPath(c.NetnsPath)
-}
-
-// attached reports whether some process holds the TAP open (see
-// rtnl.Link.AttachedQueues); a link that is not a TUN/TAP counts as held.
-func attached(l *rtnl.Link) bool {
-	return l.Tun == nil || l.AttachedQueues() > 0
+	return dialPath(c.NetnsPath, m.wrap)
 }
 
 // read scans the namespace's TUN/TAP devices (one kernel-filtered dump)
@@ -242,7 +208,7 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 	if err != nil {
 		return bridgeSnapshot{}, err
 	}
-	conn, err := m.conn(&c)
+	conn, err := m.dial(&c)
 	if err != nil {
 		return bridgeSnapshot{}, err
 	}
@@ -252,17 +218,16 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 		taps:       make([]scannedTAP, 0, m.lastScan),
 	}
 	if m.b != nil {
-		m.b.mu.Lock()
+		m.b.vmMu.Lock()
 		s.creating = make(map[string]struct{}, len(m.b.creating))
 		for id := range m.b.creating {
 			s.creating[id] = struct{}{}
 		}
-		m.b.mu.Unlock()
+		m.b.vmMu.Unlock()
 	}
-	o := ops{inst: m.inst, group: m.inst.Group()}
 	var tag owner.Tag
 	err = conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun", Brief: true}, func(l *rtnl.Link) error {
-		if !o.ours(l, &tag) {
+		if !m.ours(l, &tag) {
 			return nil
 		}
 		// The walk reuses l, but not the strings it decodes: the name,
@@ -272,7 +237,7 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 			Owner:   tag.VMID,
 			Created: time.UnixMilli(tag.Created),
 			InUse:   attached(l),
-			Doomed:  l.Group == o.group,
+			Doomed:  l.Group == m.group,
 		})
 		s.taps = append(s.taps, scannedTAP{index: l.Index, alias: l.Alias})
 		return nil
@@ -287,33 +252,8 @@ func (m *gcModule) read(ctx context.Context) (bridgeSnapshot, error) {
 	return s, nil
 }
 
-// resolve picks the orphans: TAPs of VMs that no snapshot lists as active
-// and no Config of this process is creating, that nothing holds open, and
-// that are older than the grace period; doomed TAPs whatever their VM. If no
-// snapshot implements ActiveVMIDs at all, only doomed TAPs are picked:
-// without a live set every VM would look dead. A snapshot that implements
-// it and returns an empty or nil map is a live set with no VM in it.
-func (m *gcModule) resolve(s bridgeSnapshot, others map[string]any) []string {
-	live, haveLive := s.live(others)
-	cands := s.candidates
-	if !haveLive {
-		cands = nil
-		for _, c := range s.candidates {
-			if c.Doomed {
-				cands = append(cands, c)
-			}
-		}
-	}
-	orphans := gc.Diff(cands, live, s.policy)
-	ids := make([]string, len(orphans))
-	for i, o := range orphans {
-		ids[i] = o.ID
-	}
-	return ids
-}
-
-// collect re-reads every orphan by ifindex, keeps those that still carry
-// the scanned tag and are not held open, and deletes them together.
+// collect re-reads every orphan by ifindex, keeps those that recheck
+// clears (same tag, still not held open), and deletes them together.
 func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) error {
 	if len(ids) == 0 {
 		return nil
@@ -322,48 +262,38 @@ func (m *gcModule) collect(ctx context.Context, ids []string, s bridgeSnapshot) 
 	if err != nil {
 		return err
 	}
-	conn, err := m.conn(&c)
+	conn, err := m.dial(&c)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	scanned := make(map[string]scannedTAP, len(ids))
-	for _, id := range ids {
-		scanned[id] = scannedTAP{}
-	}
-	for i, c := range s.candidates {
-		if _, ok := scanned[c.ID]; ok {
-			scanned[c.ID] = s.taps[i]
-		}
-	}
+	scanned := s.scanned(ids)
 	var batch rtnl.Batch
 	links := make([]rtnl.Link, len(ids))
-	for i, id := range ids {
-		batch.GetLinkByIndex(scanned[id].index, &links[i])
+	for i := range ids {
+		batch.GetLinkByIndex(scanned[i].index, &links[i])
 	}
-	res, _ := conn.Exec(ctx, &batch)
+	res, _ := conn.Exec(ctx, &batch) // per-request results below
 	failed := gc.Failures{}
 	var indexes []uint32
 	for i, id := range ids {
-		l := &links[i]
-		switch {
-		case errors.Is(res[i], unix.ENODEV):
-			// Already deleted: nothing to do.
-		case res[i] != nil:
+		if res[i] != nil && !errors.Is(res[i], unix.ENODEV) {
 			failed[id] = res[i]
-		case l.Alias != scanned[id].alias || l.Name != id:
-			failed[id] = errors.New("changed since the scan; left alone")
-		case attached(l):
-			failed[id] = errors.New("opened since the scan; left alone")
-		default:
-			indexes = append(indexes, l.Index)
+			continue
+		}
+		del, why := recheck(id, scanned[i], &links[i], res[i] != nil)
+		switch {
+		case del:
+			indexes = append(indexes, links[i].Index)
+		case why != nil:
+			failed[id] = why
 		}
 	}
-	m.at(hookGCRechecked)
-	o := &ops{conn: conn, inst: m.inst, group: m.inst.Group(), hook: m.hook}
-	if err := o.deleteIndexes(ctx, indexes); err != nil {
+	m.hook.at(hookGCRechecked)
+	o := &ops{conn: conn, ownership: m.ownership, hook: m.hook}
+	if err := o.deleteNow(ctx, indexes); err != nil {
 		for i, id := range ids {
-			if _, bad := failed[id]; !bad && !errors.Is(res[i], unix.ENODEV) {
+			if _, bad := failed[id]; !bad && res[i] == nil {
 				failed[id] = err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
@@ -237,6 +238,9 @@ type brPort struct {
 	Flood    bool     `json:"flood"`
 	Isolated bool     `json:"isolated"`
 	Locked   bool     `json:"locked"`
+
+	McastFlood bool `json:"mcast_flood"`
+	BcastFlood bool `json:"bcast_flood"`
 }
 
 // ports returns the bridge ports of the namespace by name.
@@ -348,18 +352,19 @@ func checkFDs(t *testing.T, before int, what string) {
 	}
 }
 
-// checkTag fails the test unless l's alias is an owner tag of inst for
-// nic of vmID with the guest MAC mac and the given counts, and l carries
-// the matching alternative name.
-func checkTag(t *testing.T, l *testutil.IPLink, inst owner.Instance, vmID string, nic, nics int, rec *types.NetworkConfig) {
+// checkTag fails the test unless l's alias is an owner tag of b's instance
+// and hypervisor profile for nic of vmID with rec's guest MAC and queues
+// and the given NIC count, and l carries the matching alternative name.
+func checkTag(t *testing.T, l *testutil.IPLink, b *Bridge, vmID string, nic, nics int, rec *types.NetworkConfig) {
 	t.Helper()
+	inst := b.inst
 	var tag owner.Tag
 	if !owner.ParseTag(l.Alias, &tag) {
 		t.Fatalf("owner.ParseTag(alias of %s %q) = false, want true", l.Name, l.Alias)
 	}
 	want := owner.Tag{
 		Instance: inst, VMID: vmID, NIC: nic, NICs: nics, MAC: mustMAC(t, rec.Mac),
-		Queues: rec.NumQueues, QueueSize: rec.QueueSize, Hypervisor: tag.Hypervisor, Created: tag.Created,
+		Queues: rec.NumQueues, QueueSize: rec.QueueSize, Hypervisor: b.conf.Hypervisor, Created: tag.Created,
 	}
 	if tag != want {
 		t.Errorf("owner.ParseTag(alias of %s) = %+v, want %+v", l.Name, tag, want)
@@ -420,4 +425,36 @@ func vmIDs(prefix string, n int) []string {
 		ids[i] = fmt.Sprintf("%s-%03d", prefix, i)
 	}
 	return ids
+}
+
+// setWrap makes every conn of b (its own, the background deletion's, its
+// GC module's) go through wrap, as the conn seam allows (seam_linux.go).
+// Call it before b is used concurrently and before RegisterGC.
+func (b *Bridge) setWrap(wrap wrapFunc) {
+	b.wrap = wrap
+	b.conn = wrap(b.conn)
+}
+
+// mustHW parses a MAC or fails the test.
+func mustHW(t *testing.T, s string) net.HardwareAddr {
+	t.Helper()
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// waitForwarding waits (a minute at most) for bridge port name to forward:
+// a TAP's port starts forwarding when a queue attaches and brings its
+// carrier up (STP is off).
+func (f *fixture) waitForwarding(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for f.link(t, name).LinkInfo.SlaveData["state"] != "forwarding" {
+		if time.Now().After(deadline) {
+			t.Fatalf("port %s: state %v after a minute, want forwarding", name, f.link(t, name).LinkInfo.SlaveData["state"])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

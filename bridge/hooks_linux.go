@@ -1,11 +1,13 @@
 package bridge
 
-// hookFunc is a test hook: when a test sets it (the hook field of a Bridge,
-// promoted from ops, or of a gcModule), the create, delete, reaper and GC
-// paths call it at the named points below, so that a test can stop the
-// process there (the fault tests SIGKILL themselves) and check what a crash
-// at that point leaves in the kernel. It is nil outside tests, and at is
-// then a no-op: no global state, nothing exported.
+// hookFunc is a test hook: when a test sets it (Bridge.hook, which
+// RegisterGC copies into the GC module), the create, delete, reaper and GC
+// paths call it between their steps at the points named below, so that a
+// test can stop the process there (the fault tests SIGKILL themselves) and
+// check what a crash at that point leaves in the kernel. A point inside a
+// batch (between the requests of one Exec) is reached through the conn
+// seam instead (Bridge.wrap). nil outside tests: no global state, nothing
+// exported.
 type hookFunc func(point string)
 
 // Hook points.
@@ -13,36 +15,26 @@ const (
 	// hookAfterCreate: Config made the NICs' TAPs (TUNSETIFF), which are
 	// neither tagged nor enslaved yet and are held only by their files.
 	hookAfterCreate = "after-create"
-	// hookAfterSetup: Config's setup batch (tag, MAC, MTU, master, up, port
+	// hookAfterSetup: Config's setup batch (tag, MAC, MTU, master, port
 	// flags, FDB) went through; the new TAPs are not persistent yet.
 	hookAfterSetup = "after-setup"
 	// hookPersisted: Config made one more new TAP persistent (called once
 	// per TAP).
 	hookPersisted = "persisted"
-	// hookDeleteQueued: Delete doomed VMs' TAPs for the reaper and is
-	// returning.
+	// hookDeleteQueued: Delete doomed VMs' TAPs for the background
+	// deletion and is returning.
 	hookDeleteQueued = "delete-queued"
-	// hookReaping: the reaper is about to delete the reserved group.
+	// hookReaping: the background deletion is about to delete the
+	// reserved group.
 	hookReaping = "reaping"
-	// hookDeleteMarked: a deletion (a synchronous Delete, Config's doomed
-	// TAPs, GC) moved TAPs into the reserved group and has not yet deleted
-	// the group.
-	hookDeleteMarked = "delete-marked"
 	// hookGCRechecked: GC's collect re-read the orphans and has not yet
 	// deleted them.
 	hookGCRechecked = "gc-rechecked"
 )
 
-// at calls the hook, if any, with point.
-func (o *ops) at(point string) {
-	if o.hook != nil {
-		o.hook(point)
-	}
-}
-
-// at calls the module's hook, if any, with point.
-func (m *gcModule) at(point string) {
-	if m.hook != nil {
-		m.hook(point)
+// at calls h, if any, with point.
+func (h hookFunc) at(point string) {
+	if h != nil {
+		h(point)
 	}
 }

@@ -1,13 +1,11 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
@@ -19,15 +17,30 @@ import (
 // Verify checks that VM vmID's TAPs are intact: every NIC its tags record
 // exists, carries this instance's tag, is up, is a port of this bridge with
 // learning off, has the bridge's MTU and its derived host-side MAC, and has
-// the flags the hypervisor profile opens it with (TAP, no PI, vnet_hdr,
-// multi-queue iff the profile says so for its queue count).
+// the flags the Bridge's hypervisor profile opens it with (TAP, no PI,
+// vnet_hdr, multi-queue iff the profile says so for its queue count).
 //
 // It returns nil when all hold; an error wrapping network.ErrNotFound when
 // the VM has no TAP; otherwise an error wrapping ErrMismatch that lists
-// every difference, one per line.
+// every difference, one per line, a flag mismatch (what makes a VMM's open
+// fail) first for each TAP.
 func (b *Bridge) Verify(ctx context.Context, vmID string) error {
+	return b.VerifyProfile(ctx, vmID, b.conf.Hypervisor)
+}
+
+// VerifyProfile is Verify against the VMM profile hypervisor instead of the
+// Bridge's (config.CloudHypervisor, Firecracker or QEMU), or, when it is
+// empty, against the profile each TAP's tag records (the Bridge's for
+// tags that record none): what a tool that did not make the TAPs checks.
+// An unknown profile fails with an error wrapping ErrInvalidArgument.
+func (b *Bridge) VerifyProfile(ctx context.Context, vmID, hypervisor string) error {
 	if err := owner.ValidateVMID(vmID); err != nil {
 		return fmt.Errorf("verify: %w: %w", ErrInvalidArgument, err)
+	}
+	if hypervisor != "" {
+		if err := (&config.Config{Hypervisor: hypervisor}).Validate(); err != nil {
+			return fmt.Errorf("verify vm %s: %w: %w", vmID, ErrInvalidArgument, err)
+		}
 	}
 	br, err := b.bridgeLink(ctx)
 	if err != nil {
@@ -41,63 +54,11 @@ func (b *Bridge) Verify(ctx context.Context, vmID string) error {
 	if len(nics) == 0 {
 		return fmt.Errorf("verify vm %s: %w", vmID, network.ErrNotFound)
 	}
-	var diffs []string
-	want := 0
-	have := make(map[int]bool, len(nics))
-	for i := range nics {
-		want = max(want, nics[i].tag.NICs)
-		have[nics[i].nic] = true
-		diffs = append(diffs, b.check(&nics[i], br)...)
-	}
-	for nic := range want {
-		if !have[nic] {
-			diffs = append(diffs, fmt.Sprintf("nic %d: TAP missing (the VM has %d NICs)", nic, want))
-		}
-	}
+	diffs := verifyDiffs(nics, br, b.bridgeDev, hypervisor, b.conf.Hypervisor, b.group)
 	if len(diffs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("verify vm %s: %w:\n%s", vmID, ErrMismatch, strings.Join(diffs, "\n"))
-}
-
-// check lists how one TAP differs from what Config makes.
-func (b *Bridge) check(n *found, br *rtnl.Link) []string {
-	l, t := &n.link, &n.tag
-	var d []string
-	add := func(format string, args ...any) {
-		d = append(d, fmt.Sprintf("nic %d (%s): ", n.nic, l.Name)+fmt.Sprintf(format, args...))
-	}
-	if l.Group == b.group {
-		add("being deleted")
-		return d
-	}
-	if l.Master != br.Index {
-		master := "none"
-		if l.Master != 0 {
-			master = fmt.Sprintf("ifindex %d", l.Master)
-		}
-		add("not a port of %s (master: %s)", b.bridgeDev, master)
-	} else if l.Port != nil && l.Port.Learning {
-		add("learning is on")
-	}
-	if !l.Up() {
-		add("down")
-	}
-	if l.MTU != br.MTU {
-		add("MTU %d, bridge has %d", l.MTU, br.MTU)
-	}
-	if want := hostMAC(t.MAC); !bytes.Equal(l.Address, want) {
-		add("MAC %s, want %s", l.Address, want)
-	}
-	tun := l.Tun
-	if tun.PI || !tun.VnetHdr {
-		add("flags pi=%v vnet_hdr=%v, want pi=false vnet_hdr=true", tun.PI, tun.VnetHdr)
-	}
-	pairs := max(t.Queues/2, 1)
-	if want := config.MultiQueue(b.conf.Hypervisor, pairs); tun.MultiQueue != want {
-		add("multi-queue %v, but %s opens a TAP with %d queue pairs multi-queue=%v", tun.MultiQueue, b.conf.Hypervisor, pairs, want)
-	}
-	return d
 }
 
 // Inspect returns VM vmID's network as the kernel records it: its NICs
@@ -115,10 +76,10 @@ func (b *Bridge) Inspect(ctx context.Context, vmID string) (*types.Network, erro
 	if len(f[vmID]) == 0 {
 		return nil, fmt.Errorf("inspect vm %s: %w", vmID, network.ErrNotFound)
 	}
-	masters := b.masterNames(ctx)
+	inv := b.inventory(ctx)
 	n := &types.Network{VMID: vmID, BridgeDev: b.bridgeDev}
 	for i := range f[vmID] {
-		b.addNIC(n, &f[vmID][i].link, &f[vmID][i].tag, masters)
+		inv.addNIC(n, &f[vmID][i].link, &f[vmID][i].tag)
 	}
 	return n, nil
 }
@@ -127,7 +88,7 @@ func (b *Bridge) Inspect(ctx context.Context, vmID string) (*types.Network, erro
 // the namespace, on this bridge or not, sorted by VM ID. It reads one
 // kernel-filtered dump of TUN/TAP devices.
 func (b *Bridge) List(ctx context.Context) ([]*types.Network, error) {
-	masters := b.masterNames(ctx)
+	inv := b.inventory(ctx)
 	byVM := make(map[string]*types.Network)
 	var tag owner.Tag
 	err := b.conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun"}, func(l *rtnl.Link) error {
@@ -136,61 +97,26 @@ func (b *Bridge) List(ctx context.Context) ([]*types.Network, error) {
 		}
 		n := byVM[tag.VMID]
 		if n == nil {
-			// tag.VMID points into l's alias, which the walk reuses.
-			n = &types.Network{VMID: strings.Clone(tag.VMID), BridgeDev: b.bridgeDev}
+			n = &types.Network{VMID: tag.VMID, BridgeDev: b.bridgeDev}
 			byVM[n.VMID] = n
 		}
-		b.addNIC(n, l, &tag, masters)
+		inv.addNIC(n, l, &tag)
 		return nil
 	}, func() { clear(byVM) })
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	out := make([]*types.Network, 0, len(byVM))
-	for _, n := range byVM {
-		out = append(out, n)
-	}
-	slices.SortFunc(out, func(a, b *types.Network) int { return strings.Compare(a.VMID, b.VMID) })
+	out := slices.Collect(maps.Values(byVM))
+	sortNetworks(out)
 	return out, nil
 }
 
-// masterNames maps the bridge's ifindex to its name; other masters are
-// shown by ifindex.
-func (b *Bridge) masterNames(ctx context.Context) map[uint32]string {
-	m := map[uint32]string{}
-	if br, err := b.conn.LinkByName(ctx, b.bridgeDev); err == nil {
-		m[br.Index] = br.Name
+// inventory returns what turns links into records: the bridge's ifindex
+// maps to its name (other masters are shown by ifindex).
+func (b *Bridge) inventory(ctx context.Context) *inventory {
+	inv := &inventory{ownership: b.ownership, bridgeDev: b.bridgeDev, netnsPath: b.conf.NetnsPath, masters: map[uint32]string{}}
+	if br, err := getLink(ctx, b.conn, b.bridgeDev); err == nil {
+		inv.masters[br.Index] = br.Name
 	}
-	return m
-}
-
-// addNIC adds one TAP to n, keeping NICs in NIC order.
-func (b *Bridge) addNIC(n *types.Network, l *rtnl.Link, t *owner.Tag, masters map[uint32]string) {
-	master := masters[l.Master]
-	if master == "" && l.Master != 0 {
-		master = fmt.Sprintf("ifindex %d", l.Master)
-	}
-	rec := &types.NetworkConfig{
-		Tap:       l.Name,
-		Mac:       net.HardwareAddr(t.MAC[:]).String(),
-		NumQueues: t.Queues,
-		QueueSize: t.QueueSize,
-		Backend:   Backend,
-		BridgeDev: b.bridgeDev,
-	}
-	st := &types.LinkState{
-		NIC:            t.NIC,
-		NICs:           t.NICs,
-		Index:          int(l.Index),
-		Master:         master,
-		Up:             l.Up(),
-		MultiQueue:     l.Tun.MultiQueue,
-		Hypervisor:     strings.Clone(t.Hypervisor),
-		AttachedQueues: l.AttachedQueues(),
-		Deleting:       l.Group == b.group,
-		Created:        time.UnixMilli(t.Created).UTC(),
-	}
-	i, _ := slices.BinarySearchFunc(n.Links, st.NIC, func(s *types.LinkState, nic int) int { return s.NIC - nic })
-	n.Links = slices.Insert(n.Links, i, st)
-	n.NICs = slices.Insert(n.NICs, i, rec)
+	return inv
 }

@@ -128,7 +128,7 @@ func TestIntegrationInterference(t *testing.T) {
 // Bridges, replaces it with a device that is not a bridge, then makes the
 // bridge again (another ifindex).
 func TestIntegrationBridgeGoneAndBack(t *testing.T) {
-	f := newFixture(t, &config.Config{GCGrace: -1})
+	f := newFixture(t, &config.Config{GCGrace: -1, SyncDelete: true})
 	ctx := t.Context()
 	rb := f.newBridge(t, &config.Config{RootDir: f.dir, GCGrace: -1, ReapInterval: time.Hour, ReapBatch: 1 << 20})
 	rb.StartReaper()

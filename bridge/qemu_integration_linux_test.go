@@ -294,28 +294,14 @@ func TestIntegrationUnicastNotFlooded(t *testing.T) {
 	ids := []string{"vm-a", "vm-b", "vm-c"}
 	macs := map[string]net.HardwareAddr{}
 	fds := map[string]int{}
-	var names []string
 	for _, id := range ids {
 		rec := f.config(t, id, 1, nil)[0]
-		mac, err := net.ParseMAC(rec.Mac)
-		if err != nil {
-			t.Fatal(err)
-		}
-		macs[id] = mac
+		macs[id] = mustHW(t, rec.Mac)
 		// Hold the TAP as the VMM would: the attached queue gives it
 		// carrier, and the port starts forwarding (STP is off).
 		d := gcHold(t, f, rec.Tap, false, 1)
 		fds[id] = int(d.Queues()[0].Fd())
-		names = append(names, rec.Tap)
-	}
-	deadline := time.Now().Add(time.Minute)
-	for _, name := range names {
-		for f.link(t, name).LinkInfo.SlaveData["state"] != "forwarding" {
-			if time.Now().After(deadline) {
-				t.Fatalf("port %s: state %v after a minute, want forwarding", name, f.link(t, name).LinkInfo.SlaveData["state"])
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		f.waitForwarding(t, rec.Tap)
 	}
 	write := func(from string, frame []byte) {
 		t.Helper()

@@ -128,22 +128,18 @@ func (s *fileLiveSet) snapshot(ctx context.Context) (map[string]*liveEntry, erro
 }
 
 // module is the GC module of the database: every entry is a live VM.
-func (s *fileLiveSet) module() gc.Module[gcLiveSnap] {
-	return gc.Module[gcLiveSnap]{
-		Name:   "vms",
-		Locker: s.gcLk,
-		ReadDB: func(context.Context) (gcLiveSnap, error) {
-			m, err := s.load() // gcLk is held for the whole cycle
-			if err != nil {
-				return gcLiveSnap{}, err
-			}
-			ids := make(map[string]struct{}, len(m))
-			for id := range m {
-				ids[id] = struct{}{}
-			}
-			return gcLiveSnap{ids: ids}, nil
-		},
-	}
+func (s *fileLiveSet) module() gc.Module[gc.Live] {
+	return gc.LiveModule("vms", s.gcLk, func(context.Context) (map[string]struct{}, error) {
+		m, err := s.load() // gcLk is held for the whole cycle
+		if err != nil {
+			return nil, err
+		}
+		ids := make(map[string]struct{}, len(m))
+		for id := range m {
+			ids[id] = struct{}{}
+		}
+		return ids, nil
+	})
 }
 
 // soakProfiles are the hypervisor profiles, one Bridge each per process, all
@@ -455,6 +451,8 @@ func soakConfig(root, nsPath, hv string) *config.Config {
 	return &config.Config{
 		RootDir: root, NetnsPath: nsPath, Hypervisor: hv,
 		GCGrace: time.Millisecond, ReapInterval: 2 * time.Millisecond,
+		// One profile deletes in the background, the others synchronously.
+		SyncDelete: hv != soakProfiles[soakReaperProfile],
 	}
 }
 

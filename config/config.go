@@ -32,13 +32,13 @@ const (
 	// when Config.GCGrace is 0.
 	DefaultGCGrace = time.Minute
 
-	// DefaultReapInterval is how long the asynchronous reaper lets deleted
-	// TAPs gather before deleting them together, when
-	// Config.ReapInterval is 0.
+	// DefaultReapInterval is how long the background deletion lets deleted
+	// TAPs gather before deleting them together, when Config.ReapInterval
+	// is 0.
 	DefaultReapInterval = 100 * time.Millisecond
 
-	// DefaultReapBatch is the number of pending TAPs that wakes the reaper
-	// before its interval, when Config.ReapBatch is 0.
+	// DefaultReapBatch is the number of pending VMs that starts the
+	// background deletion before its interval, when Config.ReapBatch is 0.
 	DefaultReapBatch = 256
 )
 
@@ -91,7 +91,15 @@ type Config struct {
 	// Config and the record.
 	GCGrace time.Duration
 
-	// ReapInterval and ReapBatch tune the asynchronous reaper; see
+	// SyncDelete makes Delete return only when the TAPs are gone, each call
+	// paying the RCU grace period of a link deletion (about 15 ms here).
+	// By default (false) Delete dooms the TAPs and returns at once: when it
+	// returns they carry no traffic and their FDB entries are gone, and a
+	// background goroutine deletes them together (see ReapInterval and
+	// ReapBatch).
+	SyncDelete bool
+
+	// ReapInterval and ReapBatch tune the background deletion; see
 	// DefaultReapInterval and DefaultReapBatch.
 	ReapInterval time.Duration
 	ReapBatch    int

@@ -79,14 +79,35 @@ func decide(c *Candidate, live map[string]struct{}, p *Policy) verdict {
 	return reclaimNotLive
 }
 
+// ReasonCode names why a cycle reclaims or keeps a resource. Diff's codes
+// are below; modules and the CLI compare against these constants, never
+// against literal strings.
+type ReasonCode string
+
+// Reason codes. The first six are Diff's own decisions (Explain); the last
+// two are decisions a module adds on top of Diff.
+const (
+	ReasonInUse   ReasonCode = "in-use"   // keep: held open by a process
+	ReasonNoOwner ReasonCode = "no-owner" // keep: the resource names no owner
+	ReasonLive    ReasonCode = "live"     // keep: the owner is in the live set
+	ReasonYoung   ReasonCode = "young"    // keep: younger than the grace period
+	ReasonDoomed  ReasonCode = "doomed"   // reclaim: its deletion was requested
+	ReasonNotLive ReasonCode = "not-live" // reclaim: the owner is not live, idle, old enough
+
+	// ReasonCreating: keep, the owner's creation is in flight (a module
+	// that knows its own in-flight creations adds it).
+	ReasonCreating ReasonCode = "creating"
+	// ReasonNoLiveSet: keep, no module reports a live set at all, so only
+	// doomed resources are reclaimed (see LiveSet).
+	ReasonNoLiveSet ReasonCode = "no-live-set"
+)
+
 // Reason is Diff's decision about one candidate and why.
 type Reason struct {
 	Owner   string // the candidate's owner
 	Reclaim bool
-	// Code is one of "in-use", "no-owner", "live", "young", "doomed" and
-	// "not-live", or a code of the module's own.
-	Code   string
-	Detail string // the reason in a few words, for people
+	Code    ReasonCode
+	Detail  string // the reason in a few words, for people
 }
 
 // Explain returns Diff's decision about c and the reason, for dry runs and
@@ -96,17 +117,17 @@ func Explain(c Candidate, live map[string]struct{}, p Policy) Reason {
 	r := Reason{Owner: c.Owner}
 	switch decide(&c, live, &p) {
 	case keepInUse:
-		r.Code, r.Detail = "in-use", "held open by a process"
+		r.Code, r.Detail = ReasonInUse, "held open by a process"
 	case keepNoOwner:
-		r.Code, r.Detail = "no-owner", "no owner"
+		r.Code, r.Detail = ReasonNoOwner, "no owner"
 	case keepLive:
-		r.Code, r.Detail = "live", "owner "+c.Owner+" is live"
+		r.Code, r.Detail = ReasonLive, "owner "+c.Owner+" is live"
 	case keepYoung:
-		r.Code, r.Detail = "young", "younger than the grace period (age "+age.String()+" < "+p.Grace.String()+")"
+		r.Code, r.Detail = ReasonYoung, "younger than the grace period (age "+age.String()+" < "+p.Grace.String()+")"
 	case reclaimDoomed:
-		r.Reclaim, r.Code, r.Detail = true, "doomed", "its deletion was requested"
+		r.Reclaim, r.Code, r.Detail = true, ReasonDoomed, "its deletion was requested"
 	default:
-		r.Reclaim, r.Code, r.Detail = true, "not-live", "owner "+c.Owner+" is not live, not in use, age "+age.String()
+		r.Reclaim, r.Code, r.Detail = true, ReasonNotLive, "owner "+c.Owner+" is not live, not in use, age "+age.String()
 	}
 	return r
 }

@@ -234,6 +234,15 @@ func (o *Orchestrator) cycle(ctx context.Context, reclaim bool) (_ *Report, err 
 	return rep, errors.Join(errs...)
 }
 
+// LiveSet is implemented by snapshots that report the VMs that are alive:
+// the cross-module protocol by which a control plane's VM database protects
+// its VMs' resources from every other module. A snapshot that implements
+// it and returns an empty or nil map is a live set with no VM in it; a
+// cycle in which no snapshot implements it has no live set at all.
+type LiveSet interface {
+	ActiveVMIDs() map[string]struct{}
+}
+
 // Collect unions the ID sets accessor extracts from every snapshot in
 // others; snapshots for which accessor returns nil add nothing.
 func Collect(others map[string]any, accessor func(any) map[string]struct{}) map[string]struct{} {
@@ -244,11 +253,39 @@ func Collect(others map[string]any, accessor func(any) map[string]struct{}) map[
 	return out
 }
 
-// VMIDs returns the active VM IDs of a snapshot that implements
-// ActiveVMIDs() map[string]struct{}, and nil for any other.
+// VMIDs returns the active VM IDs of a snapshot that implements LiveSet,
+// and nil for any other.
 func VMIDs(snap any) map[string]struct{} {
-	if a, ok := snap.(interface{ ActiveVMIDs() map[string]struct{} }); ok {
+	if a, ok := snap.(LiveSet); ok {
 		return a.ActiveVMIDs()
 	}
 	return nil
+}
+
+// Live is the snapshot of a LiveModule: the set of live VM IDs.
+type Live map[string]struct{}
+
+// ActiveVMIDs returns l itself, never nil: a Live snapshot is always a live
+// set, even when it is empty.
+func (l Live) ActiveVMIDs() map[string]struct{} {
+	if l == nil {
+		return map[string]struct{}{}
+	}
+	return l
+}
+
+// LiveModule returns a module that contributes the live set read returns
+// (its snapshot implements LiveSet) and reclaims nothing. locker, if not
+// nil, is held for the whole cycle, as a control plane's VM database lock
+// should be: a VM recorded as live while the cycle runs is then never
+// missed. read must not modify the map it returned afterwards.
+func LiveModule(name string, locker lock.Locker, read func(ctx context.Context) (map[string]struct{}, error)) Module[Live] {
+	return Module[Live]{
+		Name:   name,
+		Locker: locker,
+		ReadDB: func(ctx context.Context) (Live, error) {
+			ids, err := read(ctx)
+			return Live(ids), err
+		},
+	}
 }

@@ -625,3 +625,54 @@ func TestFailures(t *testing.T) {
 		t.Errorf("Failures{}.Error() = %q, want a non-empty message", s)
 	}
 }
+
+func TestLiveModule(t *testing.T) {
+	lk := &fakeLock{name: "vms"}
+	calls := 0
+	readErr := errors.New("db down")
+	var fail bool
+	m := gc.LiveModule("vms", lk, func(context.Context) (map[string]struct{}, error) {
+		calls++
+		if fail {
+			return nil, readErr
+		}
+		return map[string]struct{}{"a": {}}, nil
+	})
+	if m.Name != "vms" || m.Locker != lock.Locker(lk) || m.Resolve != nil || m.Collect != nil {
+		t.Fatalf("LiveModule() = %+v, want a named, locked module that reclaims nothing", m)
+	}
+	s, err := m.ReadDB(t.Context())
+	if err != nil || calls != 1 || !maps.Equal(s.ActiveVMIDs(), map[string]struct{}{"a": {}}) {
+		t.Fatalf("ReadDB() = %v, %v after %d calls; want {a}", s, err, calls)
+	}
+	if got := gc.VMIDs(s); !maps.Equal(got, map[string]struct{}{"a": {}}) {
+		t.Errorf("VMIDs(Live{a}) = %v, want {a}", got)
+	}
+	fail = true
+	if _, err := m.ReadDB(t.Context()); !errors.Is(err, readErr) {
+		t.Errorf("ReadDB() with a failing read = %v, want %v", err, readErr)
+	}
+	// Without a lock, the module has none (the orchestrator then takes
+	// nothing for it).
+	if m := gc.LiveModule("x", nil, nil); m.Locker != nil {
+		t.Errorf("LiveModule(nil lock).Locker = %v, want nil", m.Locker)
+	}
+	// A nil or empty Live is a live set with no VM, never "no live set".
+	var l gc.Live
+	var ls gc.LiveSet = l
+	if got := ls.ActiveVMIDs(); got == nil || len(got) != 0 {
+		t.Errorf("Live(nil).ActiveVMIDs() = %#v, want an empty, non-nil map", got)
+	}
+}
+
+func TestReasonCodes(t *testing.T) {
+	// The codes are part of the CLI's JSON output: they must not change.
+	for code, want := range map[gc.ReasonCode]string{
+		gc.ReasonInUse: "in-use", gc.ReasonNoOwner: "no-owner", gc.ReasonLive: "live", gc.ReasonYoung: "young",
+		gc.ReasonDoomed: "doomed", gc.ReasonNotLive: "not-live", gc.ReasonCreating: "creating", gc.ReasonNoLiveSet: "no-live-set",
+	} {
+		if string(code) != want {
+			t.Errorf("reason code %q, want %q", code, want)
+		}
+	}
+}

@@ -34,6 +34,18 @@ type request struct {
 // Len returns the number of requests in b.
 func (b *Batch) Len() int { return len(b.reqs) }
 
+// Op describes request i ("set link 7", "delete group 29794", ...), as
+// its errors do.
+func (b *Batch) Op(i int) string { return b.reqs[i].op }
+
+// Slice returns a batch of requests i..j-1 of b, which share b's encoded
+// messages and destinations: for callers that split a batch, such as a
+// test that stops a process between two of its requests. Executing it is
+// executing those requests of b.
+func (b *Batch) Slice(i, j int) *Batch {
+	return &Batch{reqs: b.reqs[i:j:j], err: b.err}
+}
+
 // Reset empties b, keeping its storage.
 func (b *Batch) Reset() {
 	clear(b.reqs)

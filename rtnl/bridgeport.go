@@ -17,6 +17,8 @@ type BridgePort struct {
 	Isolated      *bool // isolated ports cannot talk to each other
 	Locked        *bool // only FDB-known source MACs may send (802.1X-style)
 	NeighSuppress *bool // answer ARP/ND for this port from the bridge
+	McastFlood    *bool // flood unknown-multicast frames to this port
+	BcastFlood    *bool // flood broadcast frames to this port
 }
 
 // SetBridgePort changes the bridge-port flags of link index, which must
@@ -52,6 +54,8 @@ func (p *BridgePort) marshal(index uint32) ([]byte, error) {
 				putFlag(ae, unix.IFLA_BRPORT_ISOLATED, p.Isolated)
 				putFlag(ae, unix.IFLA_BRPORT_LOCKED, p.Locked)
 				putFlag(ae, unix.IFLA_BRPORT_NEIGH_SUPPRESS, p.NeighSuppress)
+				putFlag(ae, unix.IFLA_BRPORT_MCAST_FLOOD, p.McastFlood)
+				putFlag(ae, unix.IFLA_BRPORT_BCAST_FLOOD, p.BcastFlood)
 				return nil
 			})
 			return nil

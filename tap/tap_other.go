@@ -5,19 +5,29 @@ package tap
 import (
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 )
 
-// Create reports that TAP devices exist only on Linux.
+// errNotLinux is what every operation on a device returns off Linux.
+var errNotLinux = fmt.Errorf("TUN/TAP devices need Linux, this is %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+// Create fails off Linux with an error wrapping errors.ErrUnsupported.
 func Create(name string, o *Options) (*Device, error) {
-	return nil, fmt.Errorf("tap %s: %w", name, errors.ErrUnsupported)
+	return nil, fmt.Errorf("tap %s: %w", name, errNotLinux)
 }
 
-// Open reports that TAP devices exist only on Linux.
+// Open fails off Linux with an error wrapping errors.ErrUnsupported.
 func Open(name string, o *Options) (*Device, error) {
-	return nil, fmt.Errorf("tap %s: %w", name, errors.ErrUnsupported)
+	return nil, fmt.Errorf("tap %s: %w", name, errNotLinux)
 }
 
-// SetPersist reports that TAP devices exist only on Linux.
+// OpenFiles fails off Linux with an error wrapping errors.ErrUnsupported.
+func OpenFiles(netNS, n int) ([]*os.File, error) {
+	return nil, fmt.Errorf("open /dev/net/tun: %w", errNotLinux)
+}
+
+// SetPersist fails off Linux with an error wrapping errors.ErrUnsupported.
 func (d *Device) SetPersist(on bool) error {
-	return fmt.Errorf("tap %s: %w", d.name, errors.ErrUnsupported)
+	return fmt.Errorf("tap %s: %w", d.name, errNotLinux)
 }

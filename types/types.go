@@ -1,4 +1,9 @@
 // Package types holds the data types tapbridge exchanges with its callers.
+//
+// NetworkConfig and Network have the shape of cocoon's types of the same
+// names (github.com/cocoonstack/cocoon/types), field for field and JSON key
+// for JSON key, so that a record cocoon persisted round-trips through
+// tapbridge without losing a field; the fields tapbridge adds are marked.
 package types
 
 import "time"
@@ -17,22 +22,40 @@ type VMConfig struct {
 // It is also the record a caller persists to recover the VM after a host
 // reboot (pass it back as Config's existing argument).
 type NetworkConfig struct {
-	Tap       string `json:"tap"`        // TAP device name
-	Mac       string `json:"mac"`        // guest MAC, locally administered unicast
-	NumQueues int    `json:"num_queues"` // virtio queues: 2 per vCPU, at least 2
-	QueueSize int    `json:"queue_size"` // virtio queue size
-	Backend   string `json:"backend"`    // "bridge"
-	BridgeDev string `json:"bridge_dev"` // the bridge the TAP is a port of
+	Tap       string `json:"tap"`                  // TAP device name
+	Mac       string `json:"mac"`                  // guest MAC, locally administered unicast
+	NumQueues int    `json:"num_queues"`           // virtio queues: 2 per vCPU, at least 2
+	QueueSize int    `json:"queue_size"`           // virtio queue size
+	Backend   string `json:"backend,omitempty"`    // "bridge"
+	BridgeDev string `json:"bridge_dev,omitempty"` // the bridge the TAP is a port of
+
+	// NetnsPath is the network namespace the TAP lives in, as the provider
+	// was configured with it (config.Config.NetnsPath); empty for the
+	// caller's namespace.
+	NetnsPath string `json:"netns_path,omitempty"`
+
+	// Network is the guest's IP configuration, nil when it has none (the
+	// guest uses DHCP and no address is bound to the NIC).
+	Network *Network `json:"network,omitempty"`
 }
 
-// Network is one VM's network as the kernel records it.
+// Network is two things, as in cocoon: the guest-visible IP configuration
+// of a NIC (NetworkConfig.Network: IP, Gateway and Prefix only), and the
+// network of a VM as Inspect and List read it from the kernel, where the
+// IP fields describe the VM's first NIC and VMID, BridgeDev, NICs and
+// Links (tapbridge's additions) describe it all. Every field is left out
+// of the JSON form when empty.
 type Network struct {
-	VMID      string           `json:"vm_id"`
-	BridgeDev string           `json:"bridge_dev"`
-	NICs      []*NetworkConfig `json:"nics"`
+	IP      string `json:"ip,omitempty"`      // dotted decimal, such as "10.0.0.2"
+	Gateway string `json:"gateway,omitempty"` // dotted decimal, such as "10.0.0.1"
+	Prefix  int    `json:"prefix,omitempty"`  // CIDR prefix length, such as 24
+
+	VMID      string           `json:"vm_id,omitempty"`
+	BridgeDev string           `json:"bridge_dev,omitempty"`
+	NICs      []*NetworkConfig `json:"nics,omitempty"`
 
 	// Links holds the kernel state of each NIC, in the order of NICs.
-	Links []*LinkState `json:"links"`
+	Links []*LinkState `json:"links,omitempty"`
 }
 
 // LinkState is the kernel's view of one NIC's TAP.
@@ -45,6 +68,6 @@ type LinkState struct {
 	MultiQueue     bool      `json:"multi_queue"`     // IFF_MULTI_QUEUE
 	Hypervisor     string    `json:"hypervisor"`      // VMM profile it was made for; "" if not recorded
 	AttachedQueues int       `json:"attached_queues"` // queue files open on it: > 0 while a VMM runs
-	Deleting       bool      `json:"deleting"`        // waiting for the reaper
+	Deleting       bool      `json:"deleting"`        // deleted, and waiting for the background deletion
 	Created        time.Time `json:"created"`
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -131,13 +132,7 @@ func ParseName(name string) (stem string, nic int, ok bool) {
 		return "", 0, false
 	}
 	rest := name[len(namePrefix):]
-	dash := -1
-	for i := len(rest) - 1; i >= 0; i-- {
-		if rest[i] == '-' {
-			dash = i
-			break
-		}
-	}
+	dash := strings.LastIndexByte(rest, '-')
 	if dash < 1 || dash > 8 || dash == len(rest)-1 {
 		return "", 0, false
 	}
@@ -148,9 +143,9 @@ func ParseName(name string) (stem string, nic int, ok bool) {
 	return rest[:dash], n, true
 }
 
-// AppendAltName appends the alternative name of NIC nic of VM id of
+// appendAltName appends the alternative name of NIC nic of VM id of
 // instance inst to dst.
-func AppendAltName(dst []byte, inst Instance, id string, nic int) []byte {
+func appendAltName(dst []byte, inst Instance, id string, nic int) []byte {
 	dst = append(dst, altPrefix...)
 	dst = hex.AppendEncode(dst, inst[:4])
 	dst = append(dst, '.')
@@ -162,22 +157,29 @@ func AppendAltName(dst []byte, inst Instance, id string, nic int) []byte {
 // AltName returns the alternative name of NIC nic of VM id of instance inst.
 func AltName(inst Instance, id string, nic int) string {
 	var buf [96]byte
-	return string(AppendAltName(buf[:0], inst, id, nic))
+	return string(appendAltName(buf[:0], inst, id, nic))
 }
 
 // parseUint parses a decimal number without sign or leading zeros (except
-// "0" itself) no larger than max.
+// "0" itself) no larger than max: the canonical form, so that what parses
+// formats back to the same string.
 func parseUint(s string, max int) (int, bool) {
-	if s == "" || len(s) > 1 && s[0] == '0' || len(s) > 10 {
+	n, ok := parseUint64(s, uint64(max))
+	return int(n), ok
+}
+
+// parseUint64 is parseUint for up to 19 digits.
+func parseUint64(s string, max uint64) (uint64, bool) {
+	if s == "" || len(s) > 1 && s[0] == '0' || len(s) > 19 {
 		return 0, false
 	}
-	n := 0
+	var n uint64
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int(c-'0')
+		n = n*10 + uint64(c-'0')
 		if n > max {
 			return 0, false
 		}

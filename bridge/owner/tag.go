@@ -2,13 +2,16 @@ package owner
 
 import (
 	"encoding/hex"
-	"net"
 	"strconv"
 	"strings"
 )
 
-// MaxTagLen is the longest alias the kernel stores (IFALIASZ - 1).
-const MaxTagLen = 255
+const (
+	// maxTagLen is the longest alias the kernel stores (IFALIASZ - 1).
+	maxTagLen = 255
+	// maxCreated bounds Tag.Created in a tag (18 digits).
+	maxCreated = 999_999_999_999_999_999
+)
 
 // Tag is the owner record a TAP carries in its alias.
 type Tag struct {
@@ -57,13 +60,8 @@ func (t *Tag) Append(dst []byte) []byte {
 
 // String returns the alias form of t.
 func (t *Tag) String() string {
-	var buf [MaxTagLen]byte
+	var buf [maxTagLen]byte
 	return string(t.Append(buf[:0]))
-}
-
-// HardwareAddr returns the guest MAC as a net.HardwareAddr.
-func (t *Tag) HardwareAddr() net.HardwareAddr {
-	return net.HardwareAddr(append([]byte(nil), t.MAC[:]...))
 }
 
 // ParseTag parses an alias made by Tag.Append into t. It reports false for
@@ -118,18 +116,9 @@ func ParseTag(s string, t *Tag) bool {
 	}
 	// Canonical digits only (no sign, no leading zero): a tag that parses
 	// formats back to the same string.
-	if f == "" || len(f) > 1 && f[0] == '0' || len(f) > 18 {
-		return false
-	}
-	var c int64
-	for i := 0; i < len(f); i++ {
-		if f[i] < '0' || f[i] > '9' {
-			return false
-		}
-		c = c*10 + int64(f[i]-'0')
-	}
-	t.Created = c
-	return true
+	c, ok := parseUint64(f, maxCreated)
+	t.Created = int64(c)
+	return ok
 }
 
 // field expects s to start with key and returns the value up to the next
@@ -185,7 +174,7 @@ func validVMID(id string) bool {
 	return true
 }
 
-func appendMAC(dst []byte, mac net.HardwareAddr) []byte {
+func appendMAC(dst []byte, mac []byte) []byte {
 	for i, b := range mac {
 		if i > 0 {
 			dst = append(dst, ':')

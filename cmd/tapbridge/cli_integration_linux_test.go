@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,12 +84,7 @@ func (c *cliEnv) fails(t *testing.T, want int, msg string, indented bool, args .
 // links returns the names of the links in the namespace, sorted.
 func (c *cliEnv) links(t *testing.T) []string {
 	t.Helper()
-	var names []string
-	for name := range testutil.IPLinks(t, c.ns) {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(testutil.IPLinks(t, c.ns)))
 }
 
 // checkOnly fails the test unless the namespace holds exactly lo, br0 and
@@ -257,17 +253,17 @@ func TestIntegrationBadInputs(t *testing.T) {
 		{"not a bridge", exitFail, "not a bridge", []string{"up", "--bridge", "lo", "--vm", "vm-1"}},
 		{"bridge in another namespace", exitFail, "bridge brother0 does not exist in network namespace", []string{"up", "--bridge", "brother0", "--vm", "vm-1"}},
 		{"ls bridge in another namespace", exitFail, "bridge brother0 does not exist", []string{"ls", "--bridge", "brother0"}},
-		{"bridge name too long", exitUsage, "--bridge", []string{"up", "--bridge", "br0123456789abcdef", "--vm", "vm-1"}},
-		{"verify bridge name too long", exitUsage, "--bridge", []string{"verify", "--bridge", "br0123456789abcdef", "--vm", "vm-keep"}},
-		{"cpus 257", exitUsage, "--cpus 257", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "257"}},
-		{"cpus -1", exitUsage, "--cpus -1", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "-1"}},
+		{"bridge name too long", exitUsage, "18 bytes, the limit is 15", []string{"up", "--bridge", "br0123456789abcdef", "--vm", "vm-1"}},
+		{"verify bridge name too long", exitUsage, "18 bytes, the limit is 15", []string{"verify", "--bridge", "br0123456789abcdef", "--vm", "vm-keep"}},
+		{"cpus 257", exitUsage, "257 CPUs", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "257"}},
+		{"cpus -1", exitUsage, "-1 CPUs", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "-1"}},
 		{"cpus beyond int", exitUsage, "invalid value", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--cpus", "99999999999999999999"}},
-		{"nics -1", exitUsage, "--nics -1", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--nics", "-1"}},
+		{"nics -1", exitUsage, "-1 NICs", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--nics", "-1"}},
 		{"200-byte VM ID", exitUsage, "invalid VM ID", []string{"up", "--bridge", "br0", "--vm", strings.Repeat("a", 200)}},
 		{"down with a bad ID among duplicates", exitUsage, "invalid VM ID", []string{"down", "--vm", "vm-keep", "--vm", "vm-keep", "--vm", "vm/x"}},
 		{"broadcast MAC", exitUsage, "multicast", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--mac", "ff:ff:ff:ff:ff:ff"}},
 		{"bad VM ID", exitUsage, "invalid VM ID", []string{"up", "--bridge", "br0", "--vm", "vm:1"}},
-		{"nics 0", exitUsage, "--nics 0", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--nics", "0"}},
+		{"nics 0", exitUsage, "0 NICs", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--nics", "0"}},
 		{"multicast MAC", exitUsage, "multicast", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--mac", "03:00:00:00:00:01"}},
 		{"host-side MAC", exitUsage, "reserved for TAP host sides", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--mac", "fe:00:00:00:00:01"}},
 		{"queue size", exitUsage, "queue size 100", []string{"up", "--bridge", "br0", "--vm", "vm-1", "--queue-size", "100"}},

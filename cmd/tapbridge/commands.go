@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"strings"
 	"text/tabwriter"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/network"
-	"github.com/tapbridge/tapbridge/tap"
 	"github.com/tapbridge/tapbridge/types"
 )
 
@@ -101,21 +99,6 @@ func validVMID(flagName, id string) error {
 	return nil
 }
 
-func validHypervisor(hv string) error {
-	switch hv {
-	case config.CloudHypervisor, config.Firecracker, config.QEMU:
-		return nil
-	}
-	return usagef("--hypervisor %q: want %s, %s or %s", hv, config.CloudHypervisor, config.Firecracker, config.QEMU)
-}
-
-func validBridge(dev string) error {
-	if err := tap.ValidateName(dev); err != nil {
-		return usagef("--bridge: %v", err)
-	}
-	return nil
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -130,9 +113,6 @@ func openBridge(in *instance, dev string) (*bridge.Bridge, error) {
 	}
 	if dev == "" {
 		return nil, usagef("--bridge is required: nothing is recorded in %s", in.conf.RootDir)
-	}
-	if err := validBridge(dev); err != nil {
-		return nil, err
 	}
 	// Open, not New: looking changes nothing (no MAC pinning, no record).
 	b, err := bridge.Open(in.conf, dev)
@@ -168,27 +148,11 @@ firecracker which never does).`)
 		switch {
 		case *dev == "":
 			return usagef("--bridge is required")
-		case *nics < 1 || *nics > owner.MaxNICs:
-			return usagef("--nics %d: want 1..%d", *nics, owner.MaxNICs)
-		case *cpus < 1 || *cpus > tap.MaxQueues:
-			return usagef("--cpus %d: want 1..%d", *cpus, tap.MaxQueues)
-		case len(macs) > *nics:
-			return usagef("%d --mac for %d NICs", len(macs), *nics)
-		}
-		if err := validBridge(*dev); err != nil {
-			return err
-		}
-		if err := validVMID("vm", *vm); err != nil {
-			return err
-		}
-		if err := validHypervisor(*hv); err != nil {
-			return err
+		case *vm == "":
+			return usagef("--vm is required")
 		}
 		existing := make([]*types.NetworkConfig, len(macs))
 		for i, m := range macs {
-			if _, err := net.ParseMAC(m); err != nil {
-				return usagef("--mac %q: %v", m, err)
-			}
 			existing[i] = &types.NetworkConfig{Mac: m}
 		}
 		in, err := inst.load(f)
@@ -199,6 +163,11 @@ firecracker which never does).`)
 		if *grace != 0 {
 			in.conf.GCGrace = *grace
 		}
+		vmCfg := &types.VMConfig{CPU: *cpus, QueueSize: *qsize}
+		// The library's own checks, before New changes anything.
+		if err := bridge.CheckConfig(in.conf, *dev, *vm, *nics, vmCfg, existing...); err != nil {
+			return err
+		}
 		b, err := bridge.New(in.conf, *dev)
 		if errors.Is(err, bridge.ErrBridgeNotFound) {
 			return fmt.Errorf("bridge %s does not exist in %s", *dev, where(in.conf))
@@ -206,7 +175,7 @@ firecracker which never does).`)
 		if err != nil {
 			return err
 		}
-		recs, err := b.Config(ctx, *vm, *nics, &types.VMConfig{CPU: *cpus, QueueSize: *qsize}, existing...)
+		recs, err := b.Config(ctx, *vm, *nics, vmCfg, existing...)
 		if cerr := b.Close(); err == nil {
 			err = cerr
 		}
@@ -350,31 +319,19 @@ them). Exit 0 when all hold; exit 1 with the differences on stderr.`)
 		if err := validVMID("vm", *vm); err != nil {
 			return err
 		}
-		if *hv != "" {
-			if err := validHypervisor(*hv); err != nil {
-				return err
-			}
+		if err := (&config.Config{Hypervisor: *hv}).Validate(); err != nil {
+			return usagef("--hypervisor: %v", err)
 		}
 		in, err := inst.load(f)
 		if err != nil {
 			return err
 		}
-		in.conf.Hypervisor = *hv
 		b, err := openBridge(in, *dev)
 		if err != nil {
 			return err
 		}
-		if *hv == "" {
-			// Verify against the profile the TAPs were made for.
-			if n, ierr := b.Inspect(ctx, *vm); ierr == nil && len(n.Links) > 0 && n.Links[0].Hypervisor != "" {
-				b.Close()
-				in.conf.Hypervisor = n.Links[0].Hypervisor
-				if b, err = openBridge(in, *dev); err != nil {
-					return err
-				}
-			}
-		}
-		err = b.Verify(ctx, *vm)
+		// "": the profile each TAP's tag records.
+		err = b.VerifyProfile(ctx, *vm, *hv)
 		if cerr := b.Close(); err == nil {
 			err = cerr
 		}

@@ -8,22 +8,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/jsimonetti/rtnetlink/v2"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapbridge/tapbridge/bridge"
-	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/gc"
+	"github.com/tapbridge/tapbridge/internal/netns"
 	"github.com/tapbridge/tapbridge/rtnl"
-	"github.com/tapbridge/tapbridge/tap"
 	"github.com/tapbridge/tapbridge/types"
 )
 
@@ -40,7 +36,7 @@ func runDemo(ctx context.Context, e *env, args []string) int {
 a throwaway network namespace with a fresh bridge and a temporary root dir,
 provision VMs through the library, show what the kernel holds, "crash" some
 VMs (forget them: their TAPs stay), run GC with the others as the live set,
-check that those survived, delete them with the asynchronous reaper, and
+check that those survived, delete them (in the background, the default), and
 print the rates reached. The namespace, and every TAP in it, vanishes with the
 process, even on Ctrl-C; the root dir is removed. Demos may run side by side.`)
 	var o demoOpts
@@ -52,15 +48,15 @@ process, even on Ctrl-C; the root dir is removed. Demos may run side by side.`)
 	if done, code := f.parse(e, args); done {
 		return code
 	}
+	// The NIC and CPU counts are the library's to judge.
+	if err := bridge.CheckConfig(&config.Config{}, demoBridge, "demo-0", o.nics, &types.VMConfig{CPU: o.cpus}); err != nil {
+		return f.finish(e, err)
+	}
 	switch {
 	case o.vms < 1:
 		return f.usageErr(e, usagef("--vms %d: want at least 1", o.vms))
-	case o.nics < 1 || o.nics > owner.MaxNICs:
-		return f.usageErr(e, usagef("--nics %d: want 1..%d", o.nics, owner.MaxNICs))
 	case o.vms*o.nics > bridge.MaxPorts:
 		return f.usageErr(e, usagef("--vms %d x --nics %d: a bridge holds at most %d ports", o.vms, o.nics, bridge.MaxPorts))
-	case o.cpus < 1 || o.cpus > tap.MaxQueues:
-		return f.usageErr(e, usagef("--cpus %d: want 1..%d", o.cpus, tap.MaxQueues))
 	case o.crash < 0 || o.crash > o.vms:
 		return f.usageErr(e, usagef("--crash %d: want 0..%d (--vms)", o.crash, o.vms))
 	case o.workers < 1:
@@ -231,7 +227,7 @@ func (d *demoRun) run(ctx context.Context) error {
 	for k := range o.crash {
 		crashed[ids[k*o.vms/o.crash]] = true
 	}
-	live := liveSet{}
+	live := gc.Live{}
 	var liveIDs []string
 	for _, id := range ids {
 		if !crashed[id] {
@@ -292,13 +288,13 @@ func (d *demoRun) run(ctx context.Context) error {
 	}
 	d.step("verify", "%d live VMs intact (%d TAPs); no crashed VM left", len(liveIDs), survivors)
 
-	// Delete the rest with the reaper.
+	// Delete the rest: each Delete returns at once, the TAPs go in batches.
 	dlat, flush, total, err := d.deleteAll(ctx, liveIDs)
 	if err != nil {
 		return err
 	}
 	dp50, dp99 := percentiles(dlat)
-	d.step("delete", "%d VMs in %s: %.0f VMs/s, with the reaper", len(liveIDs), fmtDur(total), rate(len(liveIDs), total))
+	d.step("delete", "%d VMs in %s: %.0f VMs/s, deleted in the background", len(liveIDs), fmtDur(total), rate(len(liveIDs), total))
 	d.more("Delete returns in p50 %s, p99 %s; flush %s", fmtDur(dp50), fmtDur(dp99), fmtDur(flush))
 
 	taps, _, err = d.countTAPs(ctx)
@@ -321,7 +317,7 @@ func (d *demoRun) run(ctx context.Context) error {
 // setup makes the namespace, the bridge in it, the root dir and the
 // Bridge.
 func (d *demoRun) setup(ctx context.Context) error {
-	fd, err := newNetNS()
+	fd, err := netns.New()
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return &privError{err}
@@ -330,16 +326,16 @@ func (d *demoRun) setup(ctx context.Context) error {
 	}
 	d.ns = fd
 	d.nsPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
-	if d.brIndex, err = makeBridge(fd, demoBridge); err != nil {
+	if d.obs, err = rtnl.Dial(&rtnl.Config{NetNS: fd}); err != nil {
+		return err
+	}
+	if d.brIndex, err = d.obs.AddBridge(ctx, demoBridge); err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return &privError{err}
 		}
-		return err
+		return fmt.Errorf("bridge %s: %w", demoBridge, err)
 	}
 	if d.dir, err = os.MkdirTemp("", "tapbridge-demo-"); err != nil {
-		return err
-	}
-	if d.obs, err = rtnl.Dial(&rtnl.Config{NetNS: fd}); err != nil {
 		return err
 	}
 	conf := &config.Config{
@@ -356,64 +352,6 @@ func (d *demoRun) setup(ctx context.Context) error {
 	}
 	d.b = b
 	return ctx.Err()
-}
-
-// newNetNS makes a network namespace and returns an fd of it. unshare acts
-// on the calling thread, so it runs on a goroutine whose OS thread is
-// locked and never unlocked: the runtime destroys the thread when the
-// goroutine returns, and no other goroutine ever runs in the namespace. The
-// namespace lives while the fd (or a socket or device file in it) is open.
-func newNetNS() (int, error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	c := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see above
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			c <- result{-1, os.NewSyscallError("unshare", err)}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			c <- result{-1, &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}}
-			return
-		}
-		c <- result{fd, nil}
-	}()
-	r := <-c
-	return r.fd, r.err
-}
-
-// makeBridge creates the bridge name in the namespace nsFD and sets it up.
-func makeBridge(nsFD int, name string) (uint32, error) {
-	conn, err := rtnetlink.Dial(&netlink.Config{NetNS: nsFD})
-	if err != nil {
-		return 0, fmt.Errorf("bridge %s: %w", name, err)
-	}
-	defer conn.Close()
-	err = conn.Link.New(&rtnetlink.LinkMessage{
-		Family:     unix.AF_UNSPEC,
-		Attributes: &rtnetlink.LinkAttributes{Name: name, Info: &rtnetlink.LinkInfo{Kind: "bridge"}},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("create bridge %s: %w", name, err)
-	}
-	links, err := conn.Link.ListByKind("bridge")
-	if err != nil {
-		return 0, fmt.Errorf("bridge %s: %w", name, err)
-	}
-	for _, l := range links {
-		if l.Attributes != nil && l.Attributes.Name == name {
-			err := conn.Link.Set(&rtnetlink.LinkMessage{Family: unix.AF_UNSPEC, Index: l.Index, Flags: unix.IFF_UP, Change: unix.IFF_UP})
-			if err != nil {
-				return 0, fmt.Errorf("set bridge %s up: %w", name, err)
-			}
-			return l.Index, nil
-		}
-	}
-	return 0, fmt.Errorf("bridge %s: created but not found", name)
 }
 
 // provision configures every VM with o.workers goroutines and returns each
@@ -467,11 +405,10 @@ feed:
 	return lat, elapsed, firstErr
 }
 
-// deleteAll deletes the VMs one Delete call each with the reaper running,
-// then flushes and stops it. It returns the latency of each call, the
-// flush time and the total.
+// deleteAll deletes the VMs one Delete call each (the default Delete: the
+// TAPs are doomed at once and deleted in the background), then flushes.
+// It returns the latency of each call, the flush time and the total.
 func (d *demoRun) deleteAll(ctx context.Context, ids []string) (lat []time.Duration, flush, total time.Duration, err error) {
-	d.b.StartReaper()
 	lat = make([]time.Duration, len(ids))
 	start := time.Now()
 	for i, id := range ids {
@@ -482,14 +419,11 @@ func (d *demoRun) deleteAll(ctx context.Context, ids []string) (lat []time.Durat
 		lat[i] = time.Since(t)
 	}
 	t := time.Now()
-	ferr := d.b.Flush(ctx)
-	// Flush deletes what is queued; StopReaper also waits for a cycle
-	// the reaper goroutine may have started meanwhile.
-	serr := d.b.StopReaper(ctx)
+	err = d.b.Flush(ctx)
 	flush = time.Since(t)
 	total = time.Since(start)
-	if err := errors.Join(ferr, serr); err != nil {
-		return nil, 0, 0, fmt.Errorf("reaper: %w", err)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("background deletion: %w", err)
 	}
 	return lat, flush, total, nil
 }

@@ -77,7 +77,7 @@
 // prints what the kernel holds (TAPs, bridge ports, the MemFree drop as the
 // kernel memory used), "crashes" --crash VMs by forgetting them, runs GC
 // with the others as the live set, verifies the survivors, deletes them with
-// the asynchronous reaper and prints the rates reached. It ends with
+// the default Delete (in the background) and prints the rates reached. It ends with
 // "demo: OK, nothing left behind". The namespace and every device in it
 // vanish with the process, also on Ctrl-C, and the root directory is
 // removed; several demos can run at once. Progress is shown only when

@@ -17,21 +17,9 @@ import (
 	"github.com/tapbridge/tapbridge/gc"
 )
 
-// liveSet is the GC snapshot of the VMs the caller says are running.
-// ActiveVMIDs must return a non-nil map even when the set is empty: the
-// bridge module reclaims only doomed TAPs when no snapshot reports a live
-// set at all.
-type liveSet map[string]struct{}
-
-// ActiveVMIDs implements the gc cross-module protocol.
-func (l liveSet) ActiveVMIDs() map[string]struct{} { return l }
-
 // liveModule is the GC module that contributes the live set.
-func liveModule(live liveSet) gc.Module[liveSet] {
-	return gc.Module[liveSet]{
-		Name:   "tapbridge/live-set",
-		ReadDB: func(context.Context) (liveSet, error) { return live, nil },
-	}
+func liveModule(live gc.Live) gc.Module[gc.Live] {
+	return gc.LiveModule("tapbridge/live-set", nil, func(context.Context) (map[string]struct{}, error) { return live, nil })
 }
 
 // gcReport is what gc --json prints; see the package documentation.
@@ -77,7 +65,7 @@ with what a cycle would do and why. No bridge is needed.`)
 		return code
 	}
 	return f.finish(e, func() error {
-		var live liveSet
+		var live gc.Live
 		var err error
 		switch hasLive, hasFile := f.isSet("live"), f.isSet("live-file"); {
 		case hasLive && hasFile:
@@ -112,8 +100,8 @@ with what a cycle would do and why. No bridge is needed.`)
 }
 
 // parseLive validates live-set IDs; empty entries are skipped.
-func parseLive(ids []string, where string) (liveSet, error) {
-	live := liveSet{}
+func parseLive(ids []string, where string) (gc.Live, error) {
+	live := gc.Live{}
 	for _, id := range ids {
 		id = strings.TrimSpace(id)
 		if id == "" {
@@ -127,13 +115,13 @@ func parseLive(ids []string, where string) (liveSet, error) {
 	return live, nil
 }
 
-func readLiveFile(path string) (liveSet, error) {
+func readLiveFile(path string) (gc.Live, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("live file: %w", err)
 	}
 	defer fh.Close()
-	live := liveSet{}
+	live := gc.Live{}
 	sc := bufio.NewScanner(fh)
 	for n := 1; sc.Scan(); n++ {
 		line, _, _ := strings.Cut(sc.Text(), "#")
@@ -151,7 +139,7 @@ func readLiveFile(path string) (liveSet, error) {
 
 // gcCycle runs one cycle of the module over (GCModuleConfig's overrides);
 // conf is what the cycle works with, for the report.
-func gcCycle(ctx context.Context, e *env, over, conf *config.Config, live liveSet, dry, asJSON bool) error {
+func gcCycle(ctx context.Context, e *env, over, conf *config.Config, live gc.Live, dry, asJSON bool) error {
 	orch := gc.New()
 	mod := bridge.GCModuleConfig(over)
 	gc.Register(orch, mod)
@@ -245,7 +233,7 @@ func reasons(by map[string]gc.Reason) []gcReason {
 	out := make([]gcReason, 0, len(by))
 	for _, tap := range slices.Sorted(maps.Keys(by)) {
 		r := by[tap]
-		out = append(out, gcReason{Tap: tap, VMID: r.Owner, Reclaim: r.Reclaim, Reason: r.Code, Detail: r.Detail})
+		out = append(out, gcReason{Tap: tap, VMID: r.Owner, Reclaim: r.Reclaim, Reason: string(r.Code), Detail: r.Detail})
 	}
 	return out
 }

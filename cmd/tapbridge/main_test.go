@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/tapbridge/tapbridge/gc"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tapbridge/tapbridge/gc"
 )
 
 // mainEnv makes the test binary act as tapbridge itself: the tests that
@@ -100,14 +101,16 @@ func TestUsageErrors(t *testing.T) {
 		{"up without vm", []string{"up", "--bridge", "br0", "--root", root}, "--vm is required"},
 		{"up bad vm", []string{"up", "--bridge", "br0", "--vm", "vm/1", "--root", root}, "invalid VM ID"},
 		{"up long vm", []string{"up", "--bridge", "br0", "--vm", strings.Repeat("a", 65), "--root", root}, "invalid VM ID"},
-		{"up bad bridge name", []string{"up", "--bridge", "br%d", "--vm", "vm-1", "--root", root}, "--bridge"},
-		{"up nics 0", up("--nics", "0"), "--nics 0"},
-		{"up nics 17", up("--nics", "17"), "--nics 17"},
+		{"up bad bridge name", []string{"up", "--bridge", "br%d", "--vm", "vm-1", "--root", root}, `bridge device: invalid interface name "br%d"`},
+		{"up nics 0", up("--nics", "0"), "0 NICs, want 1..16"},
+		{"up nics 17", up("--nics", "17"), "17 NICs, want 1..16"},
 		{"up nics not a number", up("--nics", "two"), "invalid value"},
-		{"up cpus 0", up("--cpus", "0"), "--cpus 0"},
-		{"up hypervisor", up("--hypervisor", "xen"), `--hypervisor "xen"`},
-		{"up bad mac", up("--mac", "zz:00"), `--mac "zz:00"`},
-		{"up too many macs", up("--mac", "02:00:00:00:00:01", "--mac", "02:00:00:00:00:02"), "2 --mac for 1 NICs"},
+		{"up cpus -1", up("--cpus", "-1"), "-1 CPUs"},
+		{"up cpus 257", up("--cpus", "257"), "257 CPUs"},
+		{"up queue size 3", up("--queue-size", "3"), "queue size 3"},
+		{"up hypervisor", up("--hypervisor", "xen"), `hypervisor "xen"`},
+		{"up bad mac", up("--mac", "zz:00"), `MAC "zz:00"`},
+		{"up too many macs", up("--mac", "02:00:00:00:00:01", "--mac", "02:00:00:00:00:02"), "2 existing records for 1 NICs"},
 		{"down without vm", []string{"down", "--root", root}, "--vm is required"},
 		{"down bad vm", []string{"down", "--vm", "ok", "--vm", "not ok", "--root", root}, "invalid VM ID"},
 		{"ls nothing recorded", []string{"ls", "--root", root}, "--bridge is required"},
@@ -121,7 +124,7 @@ func TestUsageErrors(t *testing.T) {
 		{"demo vms 0", []string{"demo", "--vms", "0"}, "--vms 0"},
 		{"demo crash too many", []string{"demo", "--vms", "10", "--crash", "11"}, "--crash 11"},
 		{"demo too many ports", []string{"demo", "--vms", "600", "--nics", "2"}, "at most 1023 ports"},
-		{"demo nics 0", []string{"demo", "--nics", "0"}, "--nics 0"},
+		{"demo nics 0", []string{"demo", "--nics", "0"}, "0 NICs, want 1..16"},
 		{"demo workers 0", []string{"demo", "--workers", "0"}, "--workers 0"},
 	}
 	for _, c := range cases {

@@ -72,3 +72,34 @@ func Open(path string) (int, error) {
 	}
 	return fd, nil
 }
+
+// New makes a network namespace and returns an fd of it, close-on-exec;
+// the caller owns the fd. The namespace lives while the fd (or a socket or
+// device in it) is open. unshare acts on the calling thread, so it runs on
+// a goroutine whose OS thread is locked and never unlocked: the runtime
+// destroys the thread when the goroutine returns, and no other goroutine
+// ever runs in the namespace (jsimonetti/rtnetlink
+// internal/testutils/netns.go). It fails with an error satisfying
+// errors.Is(err, os.ErrPermission) without CAP_SYS_ADMIN.
+func New() (int, error) {
+	type result struct {
+		fd  int
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see above
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			c <- result{-1, os.NewSyscallError("unshare", err)}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			c <- result{-1, &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}}
+			return
+		}
+		c <- result{fd, nil}
+	}()
+	r := <-c
+	return r.fd, r.err
+}

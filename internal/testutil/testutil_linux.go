@@ -12,43 +12,27 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapbridge/tapbridge/internal/netns"
 )
 
-// NetNS creates a fresh network namespace for the test and returns an fd
-// referring to it; t.Cleanup closes the fd, and the namespace disappears with
-// the last device and socket in it. The namespace is made by unshare on a
-// goroutine whose OS thread is never unlocked, so the runtime throws that
-// thread away and no other goroutine ever runs in the namespace by accident
-// (jsimonetti/rtnetlink internal/testutils/netns.go).
+// NetNS creates a fresh network namespace for the test (netns.New) and
+// returns an fd referring to it; t.Cleanup closes the fd, and the
+// namespace disappears with the last device and socket in it.
 //
 // NetNS skips the test when the process lacks the privilege to create
 // namespaces, and fails it on any other error.
 func NetNS(t testing.TB) int {
 	t.Helper()
-	type result struct {
-		fd  int
-		err error
-	}
-	c := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		// Never unlocked: this thread ends in the new namespace.
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			c <- result{-1, os.NewSyscallError("unshare", err)}
-			return
+	fd, err := netns.New()
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			t.Skipf("skipping: creating a network namespace needs CAP_SYS_ADMIN: %v", err)
 		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		c <- result{fd, err}
-	}()
-	r := <-c
-	if r.err != nil {
-		if errors.Is(r.err, os.ErrPermission) {
-			t.Skipf("skipping: creating a network namespace needs CAP_SYS_ADMIN: %v", r.err)
-		}
-		t.Fatalf("create network namespace: %v", r.err)
+		t.Fatalf("create network namespace: %v", err)
 	}
-	t.Cleanup(func() { unix.Close(r.fd) })
-	return r.fd
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
 }
 
 // RequireTUN skips the test when /dev/net/tun cannot be opened for a

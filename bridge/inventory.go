@@ -1,0 +1,61 @@
+package bridge
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tapbridge/tapbridge/bridge/owner"
+	"github.com/tapbridge/tapbridge/rtnl"
+	"github.com/tapbridge/tapbridge/types"
+)
+
+// inventory turns TAPs read from the kernel into the records Inspect and
+// List return.
+type inventory struct {
+	ownership
+	bridgeDev string
+	netnsPath string
+	masters   map[uint32]string // ifindex -> name, for the masters named by name
+}
+
+// addNIC adds TAP l with tag t to n, keeping NICs in NIC order. l and t
+// may be reused by the caller afterwards: nothing of them is kept by
+// reference.
+func (inv *inventory) addNIC(n *types.Network, l *rtnl.Link, t *owner.Tag) {
+	master := inv.masters[l.Master]
+	if master == "" && l.Master != 0 {
+		master = fmt.Sprintf("ifindex %d", l.Master)
+	}
+	rec := &types.NetworkConfig{
+		Tap:       l.Name,
+		Mac:       net.HardwareAddr(t.MAC[:]).String(),
+		NumQueues: t.Queues,
+		QueueSize: t.QueueSize,
+		Backend:   Backend,
+		BridgeDev: inv.bridgeDev,
+		NetnsPath: inv.netnsPath,
+	}
+	st := &types.LinkState{
+		NIC:            t.NIC,
+		NICs:           t.NICs,
+		Index:          int(l.Index),
+		Master:         master,
+		Up:             l.Up(),
+		MultiQueue:     l.Tun.MultiQueue,
+		Hypervisor:     strings.Clone(t.Hypervisor),
+		AttachedQueues: l.AttachedQueues(),
+		Deleting:       l.Group == inv.group,
+		Created:        time.UnixMilli(t.Created).UTC(),
+	}
+	i, _ := slices.BinarySearchFunc(n.Links, st.NIC, func(s *types.LinkState, nic int) int { return s.NIC - nic })
+	n.Links = slices.Insert(n.Links, i, st)
+	n.NICs = slices.Insert(n.NICs, i, rec)
+}
+
+// sortNetworks orders List's result by VM ID.
+func sortNetworks(nets []*types.Network) {
+	slices.SortFunc(nets, func(a, b *types.Network) int { return strings.Compare(a.VMID, b.VMID) })
+}
