@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var learnRuns = flag.Int("e2e.evpn-runs", 10, "learn/withdraw runs whose medians TestE2EEVPN reports")
+
+// TestE2EEVPN is the many-hosts test: two hosts (namespaces) joined by a
+// veth underlay, each with br0 + vxlan100 and its own FRR (zebra, bgpd,
+// iBGP l2vpn evpn, advertise-all-vni), and tapbridge's CLI on each.
+//
+//   - learn: the other host learns a guest MAC from BGP EVPN right after
+//     `tapbridge up` returns, before any guest exists to send a frame, and
+//     forgets it right after `tapbridge down`; medians of repeated runs.
+func TestE2EEVPN(t *testing.T) {
+	if !*e2eFlag {
+		t.Skip("end-to-end test: run with -e2e (make e2e), as root")
+	}
+	start := time.Now()
+	rep := &report{stage: "preflight"}
+	t.Cleanup(func() { rep.final(t, time.Since(start)) })
+	requireHost(t, rep)
+	requireFRR(t, rep)
+
+	dir := t.TempDir()
+	rep.stage = "build tapbridge"
+	drv := buildCLI(t, rep, dir)
+
+	t.Run("learn", func(t *testing.T) {
+		rep.stage = "evpn learn"
+		hosts := newEVPNHosts(t, rep)
+		testLearn(t, rep, drv, hosts[0], hosts[1])
+	})
+}
+
+// requireFRR fails the test unless FRR's daemons and vtysh are installed.
+func requireFRR(t *testing.T, rep *report) {
+	t.Helper()
+	var missing []string
+	for _, d := range []string{"zebra", "bgpd"} {
+		if _, err := exec.LookPath(filepath.Join(frrDir, d)); err != nil {
+			missing = append(missing, filepath.Join(frrDir, d))
+		}
+	}
+	if _, err := exec.LookPath("vtysh"); err != nil {
+		missing = append(missing, "vtysh")
+	}
+	if _, _, err := frrIDs(); err != nil {
+		missing = append(missing, "user frr")
+	}
+	if len(missing) > 0 {
+		rep.fatalf(t, "missing %s (make deps installs frr)", strings.Join(missing, ", "))
+	}
+}
+
+// upOn runs `tapbridge up` for vm on host h, with the given guest MACs.
+func (c cli) upOn(ctx context.Context, h *evpnHost, vm string, cpus int, macs ...string) ([]nic, error) {
+	args := []string{"up", "--bridge", bridgeName, "--vm", vm, "--hypervisor", "qemu",
+		"--cpus", strconv.Itoa(cpus), "--netns", h.nsPath, "--root", h.root, "--json"}
+	for _, m := range macs {
+		args = append(args, "--mac", m)
+	}
+	out, err := c.run(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	var nics []nic
+	if err := json.Unmarshal(out, &nics); err != nil || len(nics) != 1 {
+		return nil, fmt.Errorf("tapbridge up --json: %v, %d NICs in %q", err, len(nics), out)
+	}
+	return nics, nil
+}
+
+// testLearn measures, over repeated runs, how long after `tapbridge up` on
+// host a returns host b has the guest MAC as a remote entry on its VXLAN
+// port, and how long after `tapbridge down` returns it is gone. No guest
+// runs: the entry comes from the static FDB entry up pins (kernel fact
+// 19), so the guest is reachable before it sends a frame.
+func testLearn(t *testing.T, rep *report, drv cli, a, b *evpnHost) {
+	mon := b.monitorFDB(t, rep)
+	var learn, withdraw, fromStart []time.Duration
+	for i := range *learnRuns + 1 {
+		warm := i == 0 // the first run also proves the monitor is listening
+		vm := fmt.Sprintf("learn-%d", i)
+		t0 := time.Now()
+		nics, err := drv.upOn(t.Context(), a, vm, 1)
+		tUp := time.Now()
+		if err != nil {
+			rep.fatalf(t, "host a: %v", err)
+		}
+		mac := nics[0].Mac
+		if es := a.macEntries(t, mac); len(es) != 1 || es[0].Dev != nics[0].Tap || es[0].State != "static" {
+			rep.fatalf(t, "host a: FDB entries for %s = %v, want one static on %s", mac, es, nics[0].Tap)
+		}
+		if err := b.waitFDB(t, 10*time.Second, func(es []fdbEntry) bool { return remoteOn(es, mac) }); err != nil {
+			rep.fatalf(t, "host b: %s not remote on %s after tapbridge up on a: %v\n%s", mac, vxlanDev, err, b.vtysh(t, "show evpn mac vni "+vni))
+		}
+		at, err := mon.waitRemote(mac, false, t0, 5*time.Second)
+		if err != nil && !warm {
+			rep.fatalf(t, "host b: monitor did not see %s arrive: %v", mac, err)
+		}
+		if i == 1 {
+			macs, err := b.evpnMACs(t)
+			if m, ok := macs[mac]; err != nil || !ok || m.Type != "remote" || m.RemoteVTEP != a.underlay {
+				rep.errorf(t, "host b: zebra's %s = %+v (%v), want remote via %s", mac, m, err, a.underlay)
+			}
+		}
+
+		tD0 := time.Now()
+		if err := drv.down(t.Context(), a.nsPath, a.root, vm); err != nil {
+			rep.fatalf(t, "host a: %v", err)
+		}
+		tDown := time.Now()
+		if err := b.waitFDB(t, 10*time.Second, func(es []fdbEntry) bool { return !anyOf(es, mac) }); err != nil {
+			rep.fatalf(t, "host b: %s still known after tapbridge down on a: %v", mac, err)
+		}
+		gone, err := mon.waitRemote(mac, true, tD0, 5*time.Second)
+		if err != nil {
+			rep.fatalf(t, "host b: monitor did not see %s go: %v", mac, err)
+		}
+		if warm {
+			continue
+		}
+		learn = append(learn, at.Sub(tUp))
+		fromStart = append(fromStart, at.Sub(t0))
+		withdraw = append(withdraw, gone.Sub(tDown))
+		t.Logf("run %d: up took %v; b learned %s %v after up returned; down took %v; b forgot it %v after down returned",
+			i, tUp.Sub(t0).Round(time.Microsecond), mac, at.Sub(tUp).Round(time.Microsecond),
+			tDown.Sub(tD0).Round(time.Microsecond), gone.Sub(tDown).Round(time.Microsecond))
+	}
+	t.Logf("EVPN-LEARN median %v (from up's start %v), EVPN-WITHDRAW median %v, over %d runs (learn %v; withdraw %v)",
+		median(learn), median(fromStart), median(withdraw), len(learn), rounded(learn), rounded(withdraw))
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2].Round(time.Microsecond)
+	}
+	return ((s[len(s)/2-1] + s[len(s)/2]) / 2).Round(time.Microsecond)
+}
+
+func rounded(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
+}
