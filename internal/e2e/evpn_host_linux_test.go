@@ -160,7 +160,9 @@ func (h *evpnHost) startFRR(t *testing.T, rep *report, uid, gid int, peers []str
 		fmt.Fprintf(&bgp, "  neighbor %s activate\n", p)
 	}
 	bgp.WriteString("  advertise-all-vni\n exit-address-family\n")
-	for name, conf := range map[string]string{"zebra.conf": zebraConf, "bgpd.conf": bgp.String()} {
+	// vtysh.conf only so that vtysh --config_dir finds one and says
+	// nothing: it never reads /etc/frr.
+	for name, conf := range map[string]string{"zebra.conf": zebraConf, "bgpd.conf": bgp.String(), "vtysh.conf": ""} {
 		p := filepath.Join(h.frr, name)
 		if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
 			rep.fatalf(t, "%v", err)
