@@ -65,6 +65,10 @@ func TestE2EEVPN(t *testing.T) {
 		rep.stage = "evpn migrate (control)"
 		hosts := newEVPNHosts(t, rep)
 		control = testMigrate(t, rep, drv, g, accel, hosts[0], hosts[1], false)
+		// Not asserted: the control shows what goes wrong.
+		for _, p := range convergence(t, hosts[0], hosts[1], "btmig-vm-0") {
+			t.Logf("control ends with: %s", p)
+		}
 	})
 	t.Run("migrate-staged", func(t *testing.T) {
 		rep.stage = "evpn migrate (staged)"
