@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapbridge/tapbridge/internal/testutil"
 )
 
 var learnRuns = flag.Int("e2e.evpn-runs", 10, "learn/withdraw runs whose medians TestE2EEVPN reports")
@@ -182,6 +185,7 @@ func testLearn(t *testing.T, rep *report, drv cli, a, b *evpnHost) {
 			i, tUp.Sub(t0).Round(time.Microsecond), mac, at.Sub(tUp).Round(time.Microsecond),
 			tDown.Sub(tD0).Round(time.Microsecond), gone.Sub(tDown).Round(time.Microsecond))
 	}
+	testGCLeavesEVPN(t, rep, drv, a, b)
 	t.Logf("EVPN-LEARN median %v (from up's start %v), EVPN-WITHDRAW median %v, over %d runs (learn %v; withdraw %v)",
 		median(learn), median(fromStart), median(withdraw), len(learn), rounded(learn), rounded(withdraw))
 }
@@ -204,4 +208,60 @@ func rounded(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// testGCLeavesEVPN runs a GC cycle on both hosts while one VM lives on a
+// and one is an orphan there: the orphan goes (and with it its route), and
+// nothing of EVPN's is touched: the VXLAN port stays on the bridge with
+// learning off, the remote entries and the VTEP flood entries stay.
+func testGCLeavesEVPN(t *testing.T, rep *report, drv cli, a, b *evpnHost) {
+	live, err := drv.upOn(t.Context(), a, "gc-live", 1)
+	if err != nil {
+		rep.fatalf(t, "host a: %v", err)
+	}
+	orphan, err := drv.upOn(t.Context(), a, "gc-orphan", 1)
+	if err != nil {
+		rep.fatalf(t, "host a: %v", err)
+	}
+	for _, n := range []nic{live[0], orphan[0]} {
+		if err := b.waitFDB(t, 10*time.Second, func(es []fdbEntry) bool { return remoteOn(es, n.Mac) }); err != nil {
+			rep.fatalf(t, "host b: %s not remote: %v", n.Mac, err)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "live")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		rep.fatalf(t, "%v", err)
+	}
+	if out, err := drv.run(t.Context(), "gc", "--live", "gc-live", "--grace", "-1s", "--netns", a.nsPath, "--root", a.root); err != nil {
+		rep.fatalf(t, "host a: %v\n%s", err, out)
+	}
+	if out, err := drv.run(t.Context(), "gc", "--live-file", empty, "--grace", "-1s", "--netns", b.nsPath, "--root", b.root); err != nil {
+		rep.fatalf(t, "host b: %v\n%s", err, out)
+	}
+	if err := b.waitFDB(t, 10*time.Second, func(es []fdbEntry) bool { return !anyOf(es, orphan[0].Mac) }); err != nil {
+		rep.errorf(t, "host b: the orphan's %s still known after GC on a: %v", orphan[0].Mac, err)
+	}
+	if !remoteOn(b.fdb(t), live[0].Mac) {
+		rep.errorf(t, "host b: GC lost the live VM's remote entry %s", live[0].Mac)
+	}
+	for _, h := range []*evpnHost{a, b} {
+		l := testutil.IPLinkByName(t, h.ns, vxlanDev)
+		if l == nil || l.Master != bridgeName {
+			rep.errorf(t, "host %s: after GC, %s = %+v, want a port of %s", h.name, vxlanDev, l, bridgeName)
+			continue
+		}
+		if learning, _ := l.LinkInfo.SlaveData["learning"].(bool); learning {
+			rep.errorf(t, "host %s: after GC, learning is on on %s", h.name, vxlanDev)
+		}
+		o := a
+		if h == a {
+			o = b
+		}
+		if !hasEntry(h.fdb(t), func(e fdbEntry) bool { return e.MAC == zeroMAC && e.Dst == o.underlay }) {
+			rep.errorf(t, "host %s: after GC, no flood entry for VTEP %s", h.name, o.underlay)
+		}
+	}
+	if err := drv.down(t.Context(), a.nsPath, a.root, "gc-live"); err != nil {
+		rep.fatalf(t, "host a: %v", err)
+	}
 }
