@@ -16,6 +16,17 @@
 // (-e2e.cache), never installed. The initramfs is written in Go (newc
 // format), so /dev/console exists without mknod on the host.
 //
+// TestE2EEVPN is the many-hosts test: two namespaces as hosts, joined by a
+// veth underlay, each with br0 + vxlan100 and its own zebra and bgpd (iBGP
+// l2vpn evpn, advertise-all-vni), with private config, socket, pid and log
+// paths under the test's temp dirs, stopped by pid. It measures how soon
+// the other host learns and forgets a guest MAC after `tapbridge up` and
+// `down`, boots guests that reach each other across the hosts (the guest
+// /init takes e2e.mode= and e2e.peer= on its kernel command line), and
+// live-migrates a pinging guest between the hosts, once with the
+// destination TAP pinned from the start (the control) and once staged and
+// activated at QEMU's RESUME.
+//
 // The test is skipped unless -e2e is given. With -e2e it fails, rather than
 // skips, when it is not root or a tool is missing: CI runs it as root after
 // .ci/deps installed what it needs.

@@ -437,6 +437,14 @@ var guestApplets = []string{
 // reads back from the serial console; each is printed exactly once per boot.
 // If it ever exits, the kernel panics, reboots (panic=-1) and QEMU exits
 // (-no-reboot): the host never waits for a guest stuck at the end.
+//
+// The kernel command line selects what it does after the lease (the kernel
+// leaves dotted words to modules, so they are read from /proc/cmdline):
+// e2e.peer=IP pings IP instead of the gateway; e2e.mode=serve prints
+// E2E-SERVING and stays up (answering pings) until killed; e2e.mode=pingloop
+// prints E2E-PINGLOOP and pings the peer every 50 ms for ever, one console
+// line per reply ("seq=N"), for the host to time. Without them it pings the
+// gateway three times and powers off.
 const initScript = `#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
@@ -453,6 +461,14 @@ while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 60 ]; do
 	sleep 1
 	i=$((i + 1))
 done
+mode=
+peer=
+for a in $(cat /proc/cmdline); do
+	case "$a" in
+	e2e.mode=*) mode=${a#e2e.mode=} ;;
+	e2e.peer=*) peer=${a#e2e.peer=} ;;
+	esac
+done
 ip link set lo up
 ip link set eth0 up
 echo "E2E-QUEUES $(ls /sys/class/net/eth0/queues | tr '\n' ' ')"
@@ -460,7 +476,18 @@ if udhcpc -i eth0 -n -q -t 10 -T 3 -s /bin/udhcpc-script; then
 	gw=$(cat /tmp/router)
 	echo "E2E-LEASE $(cat /tmp/ip)"
 	echo "E2E-GATEWAY $gw"
-	if ping -c 3 -W 10 "$gw"; then
+	target=${peer:-$gw}
+	case "$mode" in
+	serve)
+		echo "E2E-SERVING"
+		while :; do sleep 3600; done
+		;;
+	pingloop)
+		echo "E2E-PINGLOOP $target"
+		ping -i 0.05 "$target"
+		;;
+	esac
+	if ping -c 3 -W 10 "$target"; then
 		echo "E2E-PING-OK"
 	else
 		echo "E2E-PING-FAIL"
