@@ -26,9 +26,26 @@ type request struct {
 	// as ENODEV for a delete.
 	done []unix.Errno
 
-	// dst, if set, makes this a get: the kernel answers with a link
-	// message instead of an acknowledgement, decoded into dst.
-	dst *Link
+	// dst, if set, makes this a get: the kernel answers with one message
+	// (a link, a qdisc, a filter...) instead of an acknowledgement, and
+	// dst decodes it.
+	dst answer
+}
+
+// answer is the destination of a get. It is an interface so that gets of
+// every object type share Exec's pipeline; the implementations are
+// pointers (*Link...), which an interface holds without an allocation.
+type answer interface {
+	// decode decodes the kernel's answer, a message of type typ, into
+	// the destination, which it resets first: a Batch may be executed
+	// again. (Type and payload rather than a *netlink.Message, which
+	// would escape through the interface: an allocation per answer.)
+	decode(typ netlink.HeaderType, data []byte) error
+
+	// absent reports whether err, the kernel's error answer, means that
+	// there is nothing to get. The request then succeeds and decode is
+	// not called; absent clears the destination.
+	absent(err error) bool
 }
 
 // Len returns the number of requests in b.
@@ -62,6 +79,9 @@ func (r *request) result(err error) error {
 			return nil
 		}
 	}
+	if r.dst != nil && r.dst.absent(err) {
+		return nil
+	}
 	return fmt.Errorf("%s: %w", r.op, err)
 }
 
@@ -73,11 +93,20 @@ func (r *request) reply(m netlink.Message) error {
 		}
 		return nil
 	}
-	if m.Header.Type != unix.RTM_NEWLINK {
-		return fmt.Errorf("%s: unexpected answer of type %d", r.op, m.Header.Type)
-	}
-	if err := r.dst.unmarshal(m.Data); err != nil {
-		return fmt.Errorf("%s: decode: %w", r.op, err)
+	if err := r.dst.decode(m.Header.Type, m.Data); err != nil {
+		return fmt.Errorf("%s: %w", r.op, err)
 	}
 	return nil
+}
+
+// addGet adds a get: no NLM_F_ACK, as the kernel answers a get with
+// exactly one message, the object or an error.
+func (b *Batch) addGet(typ netlink.HeaderType, data []byte, err error, op string, dst answer) {
+	b.add(typ, 0, data, err, op)
+	b.reqs[len(b.reqs)-1].dst = dst
+}
+
+// unexpectedType is the error of an answer of the wrong message type.
+func unexpectedType(typ netlink.HeaderType) error {
+	return fmt.Errorf("unexpected answer of type %d", typ)
 }

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mdlayher/netlink"
+	"github.com/mdlayher/netlink/nltest"
+
 	"github.com/tapbridge/tapbridge/rtnl"
 )
 
@@ -49,5 +52,26 @@ func BenchmarkSetLinkEncode(b *testing.B) {
 				batch.SetLink(&tt.ch)
 			}
 		})
+	}
+}
+
+// BenchmarkExecGetLink runs a one-get batch, reused, against an nltest
+// socket that answers with a captured TAP port: the cost of a get in
+// Exec's pipeline, answer decoding included (nltest's own copying is in
+// the figures too).
+func BenchmarkExecGetLink(b *testing.B) {
+	msg := readCorpusFile(b, filepath.Join(linkCorpus, "kernel-tap-port"))
+	c := rtnl.NewConn(nltest.Dial(func(req []netlink.Message) ([]netlink.Message, error) {
+		return []netlink.Message{linkAnswer(req[0], msg)}, nil
+	}))
+	defer c.Close()
+	var batch rtnl.Batch
+	var l rtnl.Link
+	batch.GetLinkByIndex(7, &l)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Exec(b.Context(), &batch); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

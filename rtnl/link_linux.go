@@ -136,7 +136,7 @@ func (b *Batch) GetLinkByName(name string, dst *Link) {
 	mask := uint32(rtextFilterSkipStats)
 	lm := rtnetlink.LinkMessage{Attributes: &rtnetlink.LinkAttributes{Name: name, ExtMask: &mask}}
 	data, err := lm.MarshalBinary()
-	b.addGet(data, err, "get link "+name, dst)
+	b.addLinkGet(data, err, "get link "+name, dst)
 }
 
 // GetLinkByAltName adds a request for the link with alternative name name;
@@ -151,7 +151,7 @@ func (b *Batch) GetLinkByAltName(name string, dst *Link) {
 			ae.String(unix.IFLA_ALT_IFNAME, name)
 		})
 	}
-	b.addGet(data, err, "get link altname "+name, dst)
+	b.addLinkGet(data, err, "get link altname "+name, dst)
 }
 
 // GetLinkByIndex adds a request for the link with ifindex index; on success
@@ -161,15 +161,30 @@ func (b *Batch) GetLinkByIndex(index uint32, dst *Link) {
 	mask := uint32(rtextFilterSkipStats)
 	lm := rtnetlink.LinkMessage{Index: index, Attributes: &rtnetlink.LinkAttributes{ExtMask: &mask}}
 	data, err := lm.MarshalBinary()
-	b.addGet(data, err, fmt.Sprintf("get link %d", index), dst)
+	b.addLinkGet(data, err, fmt.Sprintf("get link %d", index), dst)
 }
 
-func (b *Batch) addGet(data []byte, err error, op string, dst *Link) {
-	// No NLM_F_ACK: the kernel answers a get with exactly one message,
-	// the link or an error.
-	b.add(unix.RTM_GETLINK, 0, data, err, op)
-	b.reqs[len(b.reqs)-1].dst = dst
+// addLinkGet adds an RTM_GETLINK get answered into dst.
+func (b *Batch) addLinkGet(data []byte, err error, op string, dst *Link) {
+	b.addGet(unix.RTM_GETLINK, data, err, op, (*linkAnswer)(dst))
 }
+
+// linkAnswer is a *Link as the destination of a get. A conversion, not a
+// wrapper: it costs nothing.
+type linkAnswer Link
+
+func (l *linkAnswer) decode(typ netlink.HeaderType, data []byte) error {
+	if typ != unix.RTM_NEWLINK {
+		return unexpectedType(typ)
+	}
+	if err := (*Link)(l).unmarshal(data); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
+}
+
+// absent is false: a get of a link that does not exist fails (ENODEV).
+func (*linkAnswer) absent(error) bool { return false }
 
 // unmarshal decodes an RTM_NEWLINK payload into l.
 func (l *Link) unmarshal(b []byte) error { return l.decode(b, false) }
