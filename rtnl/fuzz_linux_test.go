@@ -237,6 +237,9 @@ func encodeLink(t *testing.T, l *rtnl.Link) []byte {
 				flag(ae, unix.IFLA_BRPORT_ISOLATED, l.Port.Isolated)
 				flag(ae, unix.IFLA_BRPORT_LOCKED, l.Port.Locked)
 				flag(ae, unix.IFLA_BRPORT_NEIGH_SUPPRESS, l.Port.NeighSuppress)
+				flag(ae, unix.IFLA_BRPORT_BCAST_FLOOD, l.Port.BcastFlood)
+				flag(ae, unix.IFLA_BRPORT_MCAST_FLOOD, l.Port.McastFlood)
+				ae.Uint8(unix.IFLA_BRPORT_STATE, uint8(l.Port.State))
 				return nil
 			})
 		}
@@ -287,7 +290,9 @@ func TestKernelCorpus(t *testing.T) {
 		// What TestIntegrationKernelLinkMessages set up.
 		owner, group := uint32(4242), uint32(4343)
 		wantTun := rtnl.TunInfo{TAP: true, VnetHdr: true, Persist: true, MultiQueue: true, Queues: 2, Owner: &owner, Group: &group}
-		wantPort := rtnl.PortInfo{UnicastFlood: true, Isolated: true}
+		// The kernel's defaults flood broadcast and multicast; the port
+		// is down, so disabled.
+		wantPort := rtnl.PortInfo{UnicastFlood: true, Isolated: true, BcastFlood: true, McastFlood: true, State: rtnl.PortDisabled}
 		if l.Name != "t0" || l.Kind != "tun" || l.SlaveKind != "bridge" || l.Master == 0 || l.MTU != 1400 ||
 			l.TxQueueLen != 10000 || l.Group != 9 || l.Alias != "vm 7 net0" || l.AddrGenMode != 1 ||
 			!reflect.DeepEqual(l.AltNames, []string{"vm-7-net0-longer-than-ifnamsiz"}) || len(l.Address) != 6 ||

@@ -153,6 +153,31 @@ func TestGoldenRequests(t *testing.T) {
 				`    0500 2000  01 000000`, // IFLA_BRPORT_NEIGH_SUPPRESS (32) = 1
 		},
 		{
+			name: "SetBridgePort new flags and state",
+			add: func(b *rtnl.Batch) {
+				b.SetBridgePort(7, &rtnl.BridgePort{BcastFlood: ptr(false), McastFlood: ptr(true), State: ptr(rtnl.PortLearning)})
+			},
+			want: `
+				00 00 0000  07000000  00000000  00000000 ` +
+				`2000 1280 ` + // IFLA_LINKINFO (18) | NLA_F_NESTED, 32 bytes
+				`  1c00 0580 ` + // IFLA_INFO_SLAVE_DATA (5) | NLA_F_NESTED, 28 bytes
+				`    0500 1e00  00 000000 ` + // IFLA_BRPORT_BCAST_FLOOD (30) = 0
+				`    0500 1b00  01 000000 ` + // IFLA_BRPORT_MCAST_FLOOD (27) = 1
+				`    0500 0100  02 000000`, // IFLA_BRPORT_STATE (1) = BR_STATE_LEARNING
+		},
+		{
+			name: "SetLink Group and Port",
+			add: func(b *rtnl.Batch) {
+				b.SetLink(&rtnl.LinkChange{Index: 7, Group: ptr(uint32(5)), Port: &rtnl.BridgePort{Locked: ptr(true)}})
+			},
+			want: `
+				00 00 0000  07000000  00000000  00000000 ` +
+				`0800 1b00  05000000 ` + // IFLA_GROUP (27) = 5
+				`1000 1280 ` + // IFLA_LINKINFO (18) | NLA_F_NESTED, 16 bytes
+				`  0c00 0580 ` + // IFLA_INFO_SLAVE_DATA (5) | NLA_F_NESTED, 12 bytes
+				`    0500 2700  01 000000`, // IFLA_BRPORT_LOCKED (39) = 1
+		},
+		{
 			name: "SetBridgePort one flag",
 			add:  func(b *rtnl.Batch) { b.SetBridgePort(7, &rtnl.BridgePort{Learning: ptr(true)}) },
 			want: `

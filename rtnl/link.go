@@ -92,6 +92,9 @@ type PortInfo struct {
 	Isolated      bool
 	Locked        bool
 	NeighSuppress bool
+	BcastFlood    bool
+	McastFlood    bool
+	State         PortState
 }
 
 // LinkFilter asks the kernel to filter a link dump (rtnl_dump_ifinfo:

@@ -348,6 +348,12 @@ func (p *PortInfo) decode(b []byte) error {
 			p.Locked = a.u8() != 0
 		case unix.IFLA_BRPORT_NEIGH_SUPPRESS:
 			p.NeighSuppress = a.u8() != 0
+		case unix.IFLA_BRPORT_BCAST_FLOOD:
+			p.BcastFlood = a.u8() != 0
+		case unix.IFLA_BRPORT_MCAST_FLOOD:
+			p.McastFlood = a.u8() != 0
+		case unix.IFLA_BRPORT_STATE:
+			p.State = PortState(a.u8())
 		}
 	}
 	return a.err

@@ -5,7 +5,14 @@ import (
 	"net"
 )
 
-var errNoIndex = errors.New("link index required")
+var (
+	errNoIndex = errors.New("link index required")
+
+	// errPortWithMaster refuses LinkChange.Port together with
+	// LinkChange.Master; see the Port field.
+	errPortWithMaster = errors.New("bridge-port settings cannot go with a master change in one message: " +
+		"the kernel applies them to the master the link has before the change; enslave first")
+)
 
 // LinkChange is a set of changes to one link, applied by a single
 // RTM_NEWLINK message. Nil and zero fields are left unchanged.
@@ -15,7 +22,8 @@ var errNoIndex = errors.New("link index required")
 // up/down, master, txqueuelen, then the per-family settings such as IPv6
 // address generation. So one message can set the MTU before enslaving, but
 // turns address generation off only after bringing the link up; send that
-// in an earlier message when it matters.
+// in an earlier message when it matters. Bridge-port settings (Port) come
+// before all of these.
 type LinkChange struct {
 	// Index is the ifindex of the link to change. Either Index or AltName
 	// is required.
@@ -51,4 +59,34 @@ type LinkChange struct {
 	// (IN6_ADDR_GEN_MODE_NONE), so the link gets no link-local address
 	// when it comes up.
 	AddrGenModeNone bool
+
+	// Port changes bridge-port settings in the same message
+	// (IFLA_LINKINFO carrying IFLA_INFO_SLAVE_DATA), as SetBridgePort
+	// does alone. The link must already be a bridge port: the kernel
+	// parses the settings against the master the link has when the
+	// message arrives, and applies them before everything else in it
+	// (net/core/rtnetlink.c: rtnl_changelink runs the master's
+	// slave_changelink, then do_setlink). So Port cannot go with Master:
+	// on a link that is not yet a port the kernel answers EOPNOTSUPP, on
+	// a port it would apply them to the old master; the combination is
+	// refused before sending. If the kernel refuses the port settings
+	// (EOPNOTSUPP when the link is not a bridge port), nothing of the
+	// message is applied; if it takes them and then refuses a later
+	// change of the message, the port settings stay.
+	Port *BridgePort
+}
+
+// validate checks ch before it is encoded: what the kernel would refuse
+// or misapply, and the caller can know in advance.
+func (ch *LinkChange) validate() error {
+	if ch.Index == 0 && ch.AltName == "" {
+		return errNoIndex
+	}
+	if ch.Port == nil {
+		return nil
+	}
+	if ch.Master != nil {
+		return errPortWithMaster
+	}
+	return ch.Port.validate()
 }

@@ -31,8 +31,8 @@ func (b *Batch) SetLink(ch *LinkChange) {
 }
 
 func (ch *LinkChange) marshal() ([]byte, error) {
-	if ch.Index == 0 && ch.AltName == "" {
-		return nil, errNoIndex
+	if err := ch.validate(); err != nil {
+		return nil, err
 	}
 	lm := rtnetlink.LinkMessage{Index: ch.Index, Attributes: &rtnetlink.LinkAttributes{
 		Name:    ch.Name,
@@ -52,7 +52,7 @@ func (ch *LinkChange) marshal() ([]byte, error) {
 		return nil, err
 	}
 	selectAlt := ch.Index == 0
-	if ch.TxQueueLen == nil && ch.Group == nil && !ch.AddrGenModeNone && !selectAlt {
+	if ch.TxQueueLen == nil && ch.Group == nil && !ch.AddrGenModeNone && !selectAlt && ch.Port == nil {
 		return b, nil
 	}
 	// rtnetlink v2 decodes but does not encode these.
@@ -74,6 +74,9 @@ func (ch *LinkChange) marshal() ([]byte, error) {
 				})
 				return nil
 			})
+		}
+		if ch.Port != nil {
+			ch.Port.encode(ae)
 		}
 	})
 }
