@@ -18,6 +18,10 @@ type Batch struct {
 	err  error
 }
 
+// ackOverhead is what an error answer adds to the request it echoes: the
+// headers, the errno and an extended-ack message, with margin.
+const ackOverhead = 512
+
 type request struct {
 	msg netlink.Message
 	op  string // what the request does, for errors: "set link 7"
@@ -25,6 +29,10 @@ type request struct {
 	// done lists errnos that mean the request's goal already holds, such
 	// as ENODEV for a delete.
 	done []unix.Errno
+
+	// answer estimates the bytes the kernel's answer takes in the socket's
+	// receive buffer, for windowEnd.
+	answer int
 
 	// dst, if set, makes this a get: the kernel answers with one message
 	// (a link, a qdisc, a filter...) instead of an acknowledgement, and
@@ -69,6 +77,9 @@ func (b *Batch) add(typ netlink.HeaderType, flags netlink.HeaderFlags, data []by
 		},
 		op:   op,
 		done: done,
+		// An error answer echoes the request (no NETLINK_CAP_ACK), plus
+		// the header, the errno and the extended ack.
+		answer: len(data) + ackOverhead,
 	})
 }
 
@@ -101,9 +112,13 @@ func (r *request) reply(m netlink.Message) error {
 
 // addGet adds a get: no NLM_F_ACK, as the kernel answers a get with
 // exactly one message, the object or an error.
-func (b *Batch) addGet(typ netlink.HeaderType, data []byte, err error, op string, dst answer) {
-	b.add(typ, 0, data, err, op)
-	b.reqs[len(b.reqs)-1].dst = dst
+// size estimates the answer's bytes in the receive buffer (the
+// allocation the kernel makes for it, not only its length).
+func (b *Batch) addGet(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte, err error, op string, dst answer, size int) {
+	b.add(typ, flags, data, err, op)
+	r := &b.reqs[len(b.reqs)-1]
+	r.dst = dst
+	r.answer = max(r.answer, size)
 }
 
 // unexpectedType is the error of an answer of the wrong message type.

@@ -3,6 +3,7 @@ package rtnl_test
 import (
 	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/mdlayher/netlink"
@@ -73,5 +74,63 @@ func BenchmarkExecGetLink(b *testing.B) {
 		if _, err := c.Exec(b.Context(), &batch); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkQdiscDecode decodes a captured clsact qdisc with counters into
+// a reused Qdisc, as WalkQdiscs does for every qdisc of a dump.
+func BenchmarkQdiscDecode(b *testing.B) {
+	msg := readCorpusFile(b, filepath.Join(qdiscCorpus, "kernel-clsact"))
+	var q rtnl.Qdisc
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if err := rtnl.DecodeQdiscInto(&q, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBPFFilterDecode decodes a captured filter answer into a reused
+// program, as a GetIngressBPF destination is filled.
+func BenchmarkBPFFilterDecode(b *testing.B) {
+	msg := readCorpusFile(b, filepath.Join(filterCorpus, "kernel-bpf-filter"))
+	var prog []rtnl.SockFilter
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if err := rtnl.DecodeBPFInto(&prog, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSetIngressBPFEncode encodes SetIngressBPF requests of programs
+// of N instructions into a reused Batch.
+func BenchmarkSetIngressBPFEncode(b *testing.B) {
+	for _, n := range []int{6, 256, rtnl.MaxBPFInstructions} {
+		prog := make([]rtnl.SockFilter, n)
+		for i := range prog {
+			prog[i] = rtnl.SockFilter{Op: 0x28, K: uint32(i)}
+		}
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(8 * n))
+			var batch rtnl.Batch
+			for b.Loop() {
+				batch.Reset()
+				batch.SetIngressBPF(7, prog)
+			}
+		})
+	}
+}
+
+// BenchmarkAddClsactEncode encodes AddClsact requests into a reused Batch.
+func BenchmarkAddClsactEncode(b *testing.B) {
+	b.ReportAllocs()
+	var batch rtnl.Batch
+	for b.Loop() {
+		batch.Reset()
+		batch.AddClsact(7)
 	}
 }

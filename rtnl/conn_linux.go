@@ -18,6 +18,21 @@ const (
 	// would be dropped (netlink_overrun), so a batch goes out in windows.
 	maxWindow = 128
 
+	// maxWindowBytes bounds the bytes written by one sendmsg: the kernel
+	// refuses a sendmsg larger than the socket's send buffer with
+	// EMSGSIZE (netlink_sendmsg), and the default send buffer
+	// (net.core.wmem_default) is 208 KiB. A window of classic BPF
+	// programs reaches that long before maxWindow requests.
+	maxWindowBytes = 128 << 10
+
+	// answerBudgetForced and answerBudgetDefault bound the answer bytes a
+	// window may queue on the socket (estimated per request, see
+	// request.answer): a quarter of recvBufferSize when SO_RCVBUFFORCE
+	// got it, else what fits the default receive buffer
+	// (net.core.rmem_default, 208 KiB).
+	answerBudgetForced  = recvBufferSize / 4
+	answerBudgetDefault = 192 << 10
+
 	// recvBufferSize is the socket receive buffer asked for: room for a
 	// window of acknowledgements and link replies with margin.
 	recvBufferSize = 4 << 20
@@ -41,6 +56,10 @@ type Conn struct {
 	mu  sync.Mutex
 	nl  *netlink.Conn
 	buf []byte // dump datagrams are read here (recvDump); guarded by mu
+
+	// answerBudget bounds the estimated answer bytes of one window; set
+	// once, before the Conn is shared.
+	answerBudget int
 }
 
 // Dial opens an rtnetlink socket in the namespace cfg names.
@@ -68,17 +87,20 @@ func Dial(cfg *Config) (*Conn, error) {
 	// for netlink error code", losing the errno. Acknowledgements of
 	// successful requests are never echoed either way.
 
-	// Best effort: without it the window still fits the default buffer.
+	// Best effort: without it the windows shrink to fit the default
+	// buffer.
+	budget := answerBudgetForced
 	if err := setRecvBufferForce(nl, recvBufferSize); err != nil {
 		_ = nl.SetReadBuffer(recvBufferSize)
+		budget = answerBudgetDefault
 	}
-	return &Conn{nl: nl}, nil
+	return &Conn{nl: nl, answerBudget: budget}, nil
 }
 
 // NewConn wraps an existing netlink connection, such as one from
 // github.com/mdlayher/netlink/nltest. The Conn takes ownership of c.
 func NewConn(c *netlink.Conn) *Conn {
-	return &Conn{nl: c}
+	return &Conn{nl: c, answerBudget: answerBudgetDefault}
 }
 
 // Close closes the socket. Requests in flight on other goroutines finish
@@ -190,8 +212,8 @@ func (c *Conn) Exec(ctx context.Context, b *Batch) ([]error, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	msgs := make([]netlink.Message, 0, min(len(b.reqs), maxWindow))
-	for start := 0; start < len(b.reqs); start += maxWindow {
-		end := min(start+maxWindow, len(b.reqs))
+	for start, end := 0, 0; start < len(b.reqs); start = end {
+		end = c.windowEnd(b.reqs, start)
 		if err := ctx.Err(); err != nil {
 			fill(res[start:], fmt.Errorf("rtnetlink batch: %w", err))
 			break
@@ -202,6 +224,22 @@ func (c *Conn) Exec(ctx context.Context, b *Batch) ([]error, error) {
 		}
 	}
 	return res, joinNonNil(res)
+}
+
+// windowEnd returns the end of the window that starts at reqs[start]: at
+// most maxWindow requests, maxWindowBytes of requests and answerBudget of
+// estimated answers, and at least one request.
+func (c *Conn) windowEnd(reqs []request, start int) int {
+	end, size, answer := start, 0, 0
+	for end < len(reqs) && end-start < maxWindow {
+		size += len(reqs[end].msg.Data) + unix.NLMSG_HDRLEN
+		answer += reqs[end].answer
+		if end > start && (size > maxWindowBytes || answer > c.answerBudget) {
+			break
+		}
+		end++
+	}
+	return end
 }
 
 // window sends reqs with one sendmsg and matches the answers in order. A

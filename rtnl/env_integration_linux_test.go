@@ -75,6 +75,12 @@ func (e *nsEnv) ip(args ...string) []byte {
 	return testutil.Run(e.t, e.ns, "ip", args...)
 }
 
+// tc runs iproute2's tc in the namespace.
+func (e *nsEnv) tc(args ...string) []byte {
+	e.t.Helper()
+	return testutil.Run(e.t, e.ns, "tc", args...)
+}
+
 // index returns a link's ifindex as iproute2 reports it.
 func (e *nsEnv) index(name string) uint32 {
 	e.t.Helper()

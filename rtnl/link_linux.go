@@ -12,6 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// linkAnswerSize estimates a link get's answer in the receive buffer: a
+// TAP bridge port without statistics is 1.6 KiB, allocated in a larger
+// buffer (rtnl_getlink: nlmsg_new(if_nlmsg_size)).
+const linkAnswerSize = 4 << 10
+
 var errShortLinkMessage = errors.New("link message shorter than ifinfomsg")
 
 // LinkByName returns the link named name. The kernel also matches
@@ -166,7 +171,7 @@ func (b *Batch) GetLinkByIndex(index uint32, dst *Link) {
 
 // addLinkGet adds an RTM_GETLINK get answered into dst.
 func (b *Batch) addLinkGet(data []byte, err error, op string, dst *Link) {
-	b.addGet(unix.RTM_GETLINK, data, err, op, (*linkAnswer)(dst))
+	b.addGet(unix.RTM_GETLINK, 0, data, err, op, (*linkAnswer)(dst), linkAnswerSize)
 }
 
 // linkAnswer is a *Link as the destination of a get. A conversion, not a

@@ -50,7 +50,12 @@ func linkAnswer(req netlink.Message, data []byte) netlink.Message {
 // dumpAnswer is the kernel's multipart answer to a dump request: the given
 // payloads as RTM_NEWLINK messages with extra flags, then NLMSG_DONE.
 func dumpAnswer(req netlink.Message, flags netlink.HeaderFlags, payloads ...[]byte) []netlink.Message {
-	h := netlink.Header{Type: unix.RTM_NEWLINK, Flags: flags, Sequence: req.Header.Sequence, PID: req.Header.PID}
+	return dumpAnswerOf(req, unix.RTM_NEWLINK, flags, payloads...)
+}
+
+// dumpAnswerOf is dumpAnswer with messages of type typ.
+func dumpAnswerOf(req netlink.Message, typ netlink.HeaderType, flags netlink.HeaderFlags, payloads ...[]byte) []netlink.Message {
+	h := netlink.Header{Type: typ, Flags: flags, Sequence: req.Header.Sequence, PID: req.Header.PID}
 	msgs := make([]netlink.Message, 0, len(payloads)+1)
 	for _, p := range payloads {
 		msgs = append(msgs, netlink.Message{Header: h, Data: p})
@@ -803,6 +808,12 @@ func TestKernelErrors(t *testing.T) {
 		addFDB     = op{"AddFDB", func(ctx context.Context, c *rtnl.Conn) error { return c.AddFDB(ctx, 7, mac) }}
 		delFDB     = op{"DelFDB", func(ctx context.Context, c *rtnl.Conn) error { return c.DelFDB(ctx, 7, mac) }}
 		setNoQueue = op{"SetNoQueue", func(ctx context.Context, c *rtnl.Conn) error { return c.SetNoQueue(ctx, 7) }}
+		addClsact  = op{"AddClsact", func(ctx context.Context, c *rtnl.Conn) error { return c.AddClsact(ctx, 7) }}
+		clsact     = op{"Clsact", func(ctx context.Context, c *rtnl.Conn) error { _, err := c.Clsact(ctx, 7); return err }}
+		setBPF     = op{"SetIngressBPF", func(ctx context.Context, c *rtnl.Conn) error {
+			return c.SetIngressBPF(ctx, 7, []rtnl.SockFilter{{Op: 6}})
+		}}
+		getBPF = op{"IngressBPF", func(ctx context.Context, c *rtnl.Conn) error { _, err := c.IngressBPF(ctx, 7); return err }}
 	)
 	tests := []struct {
 		op    op
@@ -833,6 +844,16 @@ func TestKernelErrors(t *testing.T) {
 		{delFDB, unix.ENOENT, nil},
 		{delFDB, unix.ENODEV, unix.ENODEV},
 		{setNoQueue, unix.ENODEV, unix.ENODEV},
+		{addClsact, unix.ENODEV, unix.ENODEV},
+		{addClsact, unix.EINVAL, unix.EINVAL},
+		{addClsact, unix.EEXIST, os.ErrExist},
+		{clsact, unix.ENOENT, unix.ENOENT},
+		{clsact, unix.ENODEV, unix.ENODEV},
+		{setBPF, unix.ENODEV, unix.ENODEV},
+		{setBPF, unix.EINVAL, unix.EINVAL},
+		{getBPF, unix.ENODEV, unix.ENODEV},
+		{getBPF, unix.ENOENT, nil},
+		{getBPF, unix.EINVAL, unix.EINVAL},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s", tt.op.name, unix.ErrnoName(tt.errno)), func(t *testing.T) {
