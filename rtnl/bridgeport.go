@@ -1,137 +1,76 @@
 package rtnl
 
 import (
-	"context"
-	"fmt"
-	"net"
-
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
+	"errors"
+	"strconv"
 )
 
-// BridgePort is a set of bridge-port flags to change on an enslaved link.
-// Nil fields are left unchanged.
+// The STP states of a bridge port (BR_STATE_*, include/uapi/linux/if_bridge.h).
+const (
+	PortDisabled   PortState = 0 // forwards and learns nothing
+	PortListening  PortState = 1 // forwards and learns nothing, takes part in STP
+	PortLearning   PortState = 2 // learns source MACs, forwards nothing
+	PortForwarding PortState = 3 // learns and forwards: a port of a bridge without STP
+	PortBlocking   PortState = 4 // forwards only BPDUs
+)
+
+var errPortState = errors.New("bridge port state out of range (BR_STATE_DISABLED..BR_STATE_BLOCKING)")
+
+// PortState is the STP state of a bridge port.
+type PortState uint8
+
+// String returns the state's name as iproute2 prints it ("forwarding").
+func (s PortState) String() string {
+	switch s {
+	case PortDisabled:
+		return "disabled"
+	case PortListening:
+		return "listening"
+	case PortLearning:
+		return "learning"
+	case PortForwarding:
+		return "forwarding"
+	case PortBlocking:
+		return "blocking"
+	}
+	return "state " + strconv.Itoa(int(s))
+}
+
+// BridgePort is a set of bridge-port settings to change on an enslaved
+// link. Nil fields are left unchanged.
 type BridgePort struct {
 	Learning      *bool // learn source MACs of frames from this port
 	UnicastFlood  *bool // flood unknown-unicast frames to this port
 	Isolated      *bool // isolated ports cannot talk to each other
 	Locked        *bool // only FDB-known source MACs may send (802.1X-style)
 	NeighSuppress *bool // answer ARP/ND for this port from the bridge
-	McastFlood    *bool // flood unknown-multicast frames to this port
 	BcastFlood    *bool // flood broadcast frames to this port
+	McastFlood    *bool // flood unknown-multicast frames to this port
+
+	// State sets the port's STP state; a value above PortBlocking is
+	// refused before sending. The kernel refuses a state with ENETDOWN
+	// unless the port is up and, for every state but PortDisabled, has
+	// carrier (net/bridge/br_netlink.c: br_set_port_state); a TAP has
+	// carrier only while some process holds a queue attached.
+	//
+	// The bridge also sets the state itself, overwriting what was set:
+	// disabled when the port loses its carrier, and back to forwarding
+	// when a disabled port is checked and has carrier
+	// (net/bridge/br_if.c: br_port_carrier_check, on every NETDEV_CHANGE).
+	// The RTM_NEWLINK that carries State is itself such a change
+	// (do_setlink ends with netdev_state_change), so PortDisabled does
+	// not stick on a port with carrier; it does on one without. It refuses
+	// it with EBUSY while the bridge runs kernel STP. On a bridge without
+	// STP, PortBlocking does not stick: the port-state selection that
+	// follows moves a blocking port straight to forwarding
+	// (net/bridge/br_stp.c: br_port_state_selection, br_make_forwarding).
+	// PortListening and PortLearning stay as set until the carrier goes.
+	State *PortState
 }
 
-// SetBridgePort changes the bridge-port flags of link index, which must
-// already be a port of a bridge: port settings sent in the same message as
-// the master are refused (EOPNOTSUPP), because the kernel parses them
-// against the master the link had when the message arrived. It fails with
-// an error satisfying errors.Is(err, unix.EOPNOTSUPP) when the link is not a
-// bridge port and unix.ENODEV when it does not exist.
-func (c *Conn) SetBridgePort(ctx context.Context, index uint32, p *BridgePort) error {
-	var b Batch
-	b.SetBridgePort(index, p)
-	return c.exec1(ctx, &b)
-}
-
-// SetBridgePort adds the request of [Conn.SetBridgePort].
-func (b *Batch) SetBridgePort(index uint32, p *BridgePort) {
-	data, err := p.marshal(index)
-	b.add(unix.RTM_NEWLINK, netlink.Acknowledge, data, err, fmt.Sprintf("set bridge port %d", index))
-}
-
-func (p *BridgePort) marshal(index uint32) ([]byte, error) {
-	if index == 0 {
-		return nil, errNoIndex
+func (p *BridgePort) validate() error {
+	if p.State != nil && *p.State > PortBlocking {
+		return errPortState
 	}
-	// RTM_NEWLINK on an existing device with IFLA_LINKINFO carrying only
-	// IFLA_INFO_SLAVE_DATA reaches the master's slave_changelink
-	// (net/bridge/br_netlink.c: br_port_slave_changelink -> br_setport).
-	return encodeAttrs(ifinfomsg(index, 0, 0, 48), func(ae *netlink.AttributeEncoder) {
-		ae.Nested(unix.IFLA_LINKINFO, func(ae *netlink.AttributeEncoder) error {
-			ae.Nested(unix.IFLA_INFO_SLAVE_DATA, func(ae *netlink.AttributeEncoder) error {
-				putFlag(ae, unix.IFLA_BRPORT_LEARNING, p.Learning)
-				putFlag(ae, unix.IFLA_BRPORT_UNICAST_FLOOD, p.UnicastFlood)
-				putFlag(ae, unix.IFLA_BRPORT_ISOLATED, p.Isolated)
-				putFlag(ae, unix.IFLA_BRPORT_LOCKED, p.Locked)
-				putFlag(ae, unix.IFLA_BRPORT_NEIGH_SUPPRESS, p.NeighSuppress)
-				putFlag(ae, unix.IFLA_BRPORT_MCAST_FLOOD, p.McastFlood)
-				putFlag(ae, unix.IFLA_BRPORT_BCAST_FLOOD, p.BcastFlood)
-				return nil
-			})
-			return nil
-		})
-	})
-}
-
-func putFlag(ae *netlink.AttributeEncoder, typ uint16, v *bool) {
-	if v == nil {
-		return
-	}
-	var u uint8
-	if *v {
-		u = 1
-	}
-	ae.Uint8(typ, u)
-}
-
-// AddFDB adds (or moves to this port) a static forwarding entry for mac on
-// bridge port index: frames for mac go only to that port, and the entry
-// never ages out. It is static (NUD_NOARP, what `bridge fdb add ... master
-// static` makes), not permanent: a permanent entry would mark mac as local
-// to the bridge and deliver its frames to the host. Adding an entry that
-// exists is not an error.
-func (c *Conn) AddFDB(ctx context.Context, index uint32, mac net.HardwareAddr) error {
-	var b Batch
-	b.AddFDB(index, mac)
-	return c.exec1(ctx, &b)
-}
-
-// AddFDB adds the request of [Conn.AddFDB].
-func (b *Batch) AddFDB(index uint32, mac net.HardwareAddr) {
-	data, err := fdbMessage(index, mac)
-	b.add(unix.RTM_NEWNEIGH, netlink.Acknowledge|netlink.Create|netlink.Replace, data, err,
-		fmt.Sprintf("add fdb %s on link %d", mac, index))
-}
-
-// AddFDBExclusive is AddFDB that refuses to take mac over: if the bridge
-// already has an entry for mac, on any port, the request fails with an
-// error satisfying errors.Is(err, unix.EEXIST) and changes nothing. Use it
-// for a MAC that must be new to the bridge.
-func (b *Batch) AddFDBExclusive(index uint32, mac net.HardwareAddr) {
-	data, err := fdbMessage(index, mac)
-	b.add(unix.RTM_NEWNEIGH, netlink.Acknowledge|netlink.Create|netlink.Excl, data, err,
-		fmt.Sprintf("add fdb %s on link %d", mac, index))
-}
-
-// DelFDB removes the forwarding entry for mac on bridge port index. An
-// entry that is already gone counts as removed (ENOENT is not an error).
-func (c *Conn) DelFDB(ctx context.Context, index uint32, mac net.HardwareAddr) error {
-	var b Batch
-	b.DelFDB(index, mac)
-	return c.exec1(ctx, &b)
-}
-
-// DelFDB adds the request of [Conn.DelFDB].
-func (b *Batch) DelFDB(index uint32, mac net.HardwareAddr) {
-	data, err := fdbMessage(index, mac)
-	b.add(unix.RTM_DELNEIGH, netlink.Acknowledge, data, err,
-		fmt.Sprintf("delete fdb %s on link %d", mac, index), unix.ENOENT)
-}
-
-func fdbMessage(index uint32, mac net.HardwareAddr) ([]byte, error) {
-	if index == 0 {
-		return nil, errNoIndex
-	}
-	if len(mac) != 6 {
-		return nil, fmt.Errorf("MAC %q: want 6 bytes, have %d", mac.String(), len(mac))
-	}
-	// struct ndmsg: family, pad, pad, ifindex, state, flags, type.
-	b := make([]byte, unix.SizeofNdMsg, unix.SizeofNdMsg+12)
-	b[0] = unix.AF_BRIDGE
-	ne.PutUint32(b[4:8], index)
-	ne.PutUint16(b[8:10], unix.NUD_NOARP)
-	b[10] = unix.NTF_MASTER
-	return encodeAttrs(b, func(ae *netlink.AttributeEncoder) {
-		ae.Bytes(unix.NDA_LLADDR, mac)
-	})
+	return nil
 }

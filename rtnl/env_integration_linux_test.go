@@ -75,6 +75,12 @@ func (e *nsEnv) ip(args ...string) []byte {
 	return testutil.Run(e.t, e.ns, "ip", args...)
 }
 
+// tc runs iproute2's tc in the namespace.
+func (e *nsEnv) tc(args ...string) []byte {
+	e.t.Helper()
+	return testutil.Run(e.t, e.ns, "tc", args...)
+}
+
 // index returns a link's ifindex as iproute2 reports it.
 func (e *nsEnv) index(name string) uint32 {
 	e.t.Helper()
@@ -223,6 +229,12 @@ func checkAgainstIP(t testing.TB, l *rtnl.Link, ipl *testutil.IPLink, nameOf map
 		check("Port.Isolated", l.Port.Isolated, s["isolated"])
 		check("Port.Locked", l.Port.Locked, s["locked"])
 		check("Port.NeighSuppress", l.Port.NeighSuppress, s["neigh_suppress"])
+		check("Port.BcastFlood", l.Port.BcastFlood, s["bcast_flood"])
+		check("Port.McastFlood", l.Port.McastFlood, s["mcast_flood"])
+		if !l.Up() {
+			// An up port's state follows its carrier asynchronously.
+			check("Port.State", l.Port.State.String(), s["state"])
+		}
 	case l.Port != nil:
 		t.Errorf("link %s: Link.Port = %+v for slave kind %q", ipl.Name, l.Port, l.SlaveKind)
 	}

@@ -455,10 +455,12 @@ func TestIntegrationLinks(t *testing.T) {
 		!slices.Equal(l.AltNames, []string{"vm-1-net0", "vm-1-eth0"}) || l.Kind != "tun" || l.SlaveKind != "bridge" {
 		t.Errorf("LinkByName(tp0) = %+v, want master %d, group 9, txqlen 2000, MTU 1400, alias, altnames, tun, bridge port", l, br)
 	}
-	if want := (rtnl.PortInfo{Learning: true, UnicastFlood: true}); l.Port == nil || *l.Port != want {
+	// The kernel's defaults (bcast and mcast flood on; a port without
+	// carrier is disabled).
+	if want := (rtnl.PortInfo{Learning: true, UnicastFlood: true, BcastFlood: true, McastFlood: true}); l.Port == nil || *l.Port != want {
 		t.Errorf("LinkByName(tp0).Port = %+v, want %+v", l.Port, want)
 	}
-	if want := (rtnl.PortInfo{UnicastFlood: true, Isolated: true, NeighSuppress: true}); get("tp1").Port == nil || *get("tp1").Port != want {
+	if want := (rtnl.PortInfo{UnicastFlood: true, Isolated: true, NeighSuppress: true, BcastFlood: true, McastFlood: true}); get("tp1").Port == nil || *get("tp1").Port != want {
 		t.Errorf("LinkByName(tp1).Port = %+v, want %+v", get("tp1").Port, want)
 	}
 	if l := get("v0"); l.Kind != "veth" || l.Tun != nil || l.Port == nil {

@@ -18,6 +18,10 @@ type Batch struct {
 	err  error
 }
 
+// ackOverhead is what an error answer adds to the request it echoes: the
+// headers, the errno and an extended-ack message, with margin.
+const ackOverhead = 512
+
 type request struct {
 	msg netlink.Message
 	op  string // what the request does, for errors: "set link 7"
@@ -26,9 +30,30 @@ type request struct {
 	// as ENODEV for a delete.
 	done []unix.Errno
 
-	// dst, if set, makes this a get: the kernel answers with a link
-	// message instead of an acknowledgement, decoded into dst.
-	dst *Link
+	// answer estimates the bytes the kernel's answer takes in the socket's
+	// receive buffer, for windowEnd.
+	answer int
+
+	// dst, if set, makes this a get: the kernel answers with one message
+	// (a link, a qdisc, a filter...) instead of an acknowledgement, and
+	// dst decodes it.
+	dst answer
+}
+
+// answer is the destination of a get. It is an interface so that gets of
+// every object type share Exec's pipeline; the implementations are
+// pointers (*Link...), which an interface holds without an allocation.
+type answer interface {
+	// decode decodes the kernel's answer, a message of type typ, into
+	// the destination, which it resets first: a Batch may be executed
+	// again. (Type and payload rather than a *netlink.Message, which
+	// would escape through the interface: an allocation per answer.)
+	decode(typ netlink.HeaderType, data []byte) error
+
+	// absent reports whether err, the kernel's error answer, means that
+	// there is nothing to get. The request then succeeds and decode is
+	// not called; absent clears the destination.
+	absent(err error) bool
 }
 
 // Len returns the number of requests in b.
@@ -64,6 +89,9 @@ func (b *Batch) add(typ netlink.HeaderType, flags netlink.HeaderFlags, data []by
 		},
 		op:   op,
 		done: done,
+		// An error answer echoes the request (no NETLINK_CAP_ACK), plus
+		// the header, the errno and the extended ack.
+		answer: len(data) + ackOverhead,
 	})
 }
 
@@ -73,6 +101,9 @@ func (r *request) result(err error) error {
 		if errors.Is(err, e) {
 			return nil
 		}
+	}
+	if r.dst != nil && r.dst.absent(err) {
+		return nil
 	}
 	return fmt.Errorf("%s: %w", r.op, err)
 }
@@ -85,11 +116,24 @@ func (r *request) reply(m netlink.Message) error {
 		}
 		return nil
 	}
-	if m.Header.Type != unix.RTM_NEWLINK {
-		return fmt.Errorf("%s: unexpected answer of type %d", r.op, m.Header.Type)
-	}
-	if err := r.dst.unmarshal(m.Data); err != nil {
-		return fmt.Errorf("%s: decode: %w", r.op, err)
+	if err := r.dst.decode(m.Header.Type, m.Data); err != nil {
+		return fmt.Errorf("%s: %w", r.op, err)
 	}
 	return nil
+}
+
+// addGet adds a get: no NLM_F_ACK, as the kernel answers a get with
+// exactly one message, the object or an error.
+// size estimates the answer's bytes in the receive buffer (the
+// allocation the kernel makes for it, not only its length).
+func (b *Batch) addGet(typ netlink.HeaderType, flags netlink.HeaderFlags, data []byte, err error, op string, dst answer, size int) {
+	b.add(typ, flags, data, err, op)
+	r := &b.reqs[len(b.reqs)-1]
+	r.dst = dst
+	r.answer = max(r.answer, size)
+}
+
+// unexpectedType is the error of an answer of the wrong message type.
+func unexpectedType(typ netlink.HeaderType) error {
+	return fmt.Errorf("unexpected answer of type %d", typ)
 }

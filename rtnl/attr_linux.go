@@ -20,8 +20,42 @@ const (
 	// tcHRoot is TC_H_ROOT: the root of a device's egress qdisc tree.
 	tcHRoot = 0xFFFFFFFF
 
+	// tcHClsact is TC_H_CLSACT (= TC_H_INGRESS): the parent of a clsact
+	// qdisc; tcHClsactHandle is its handle, TC_H_MAKE(TC_H_CLSACT, 0)
+	// (ffff:); tcHIngress is the parent of its ingress filters,
+	// TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS) (include/uapi/linux/
+	// pkt_sched.h).
+	tcHClsact       = 0xFFFFFFF1
+	tcHClsactHandle = 0xFFFF0000
+	tcHIngress      = 0xFFFFFFF2
+
 	// sizeofTcMsg is sizeof(struct tcmsg).
 	sizeofTcMsg = 20
+
+	// TCA_STATS2 nested attributes (include/uapi/linux/gen_stats.h).
+	tcaStatsBasic = 1 // struct gnet_stats_basic: u64 bytes, u32 packets
+	tcaStatsQueue = 3 // struct gnet_stats_queue: qlen, backlog, drops, requeues, overlimits
+	tcaStatsPkt64 = 8 // u64 packets, when they overflow gnet_stats_basic
+
+	// sizeofGnetStatsBasic is sizeof(struct gnet_stats_basic) without its
+	// tail padding (16 on 64-bit hosts, 12 on 32-bit ones);
+	// sizeofGnetStatsQueue is sizeof(struct gnet_stats_queue).
+	sizeofGnetStatsBasic = 12
+	sizeofGnetStatsQueue = 20
+
+	// cls_bpf's TCA_OPTIONS attributes (include/uapi/linux/pkt_cls.h).
+	tcaBPFOpsLen = 4 // u16: number of classic instructions
+	tcaBPFOps    = 5 // struct sock_filter[]
+	tcaBPFFD     = 6 // u32: an eBPF program's fd (eBPF, not ours)
+	tcaBPFFlags  = 8 // u32: TCA_BPF_FLAG_*
+
+	// tcaBPFFlagActDirect is TCA_BPF_FLAG_ACT_DIRECT: the program's
+	// return value is the action (TC_ACT_*), not a class id.
+	tcaBPFFlagActDirect = 1
+
+	// ntfSticky is NTF_STICKY: an FDB entry that never moves to another
+	// port on its own.
+	ntfSticky = 0x40
 
 	// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE: no link-local address.
 	in6AddrGenModeNone = 1
@@ -36,6 +70,31 @@ func ifinfomsg(index, flags, change uint32, extra int) []byte {
 	ne.PutUint32(b[8:12], flags)
 	ne.PutUint32(b[12:16], change)
 	return b
+}
+
+// tcmsg returns a struct tcmsg with room for extra more bytes.
+func tcmsg(index, handle, parent, info uint32, extra int) []byte {
+	b := make([]byte, sizeofTcMsg, sizeofTcMsg+extra)
+	ne.PutUint32(b[4:8], index)
+	ne.PutUint32(b[8:12], handle)
+	ne.PutUint32(b[12:16], parent)
+	ne.PutUint32(b[16:20], info)
+	return b
+}
+
+// appendAttrHeader appends the header of an attribute whose n bytes of
+// data follow, n a multiple of 4 or the last thing in the message.
+func appendAttrHeader(b []byte, typ uint16, n int) []byte {
+	b = ne.AppendUint16(b, uint16(4+n))
+	return ne.AppendUint16(b, typ)
+}
+
+// htons returns v in network byte order, as the kernel keeps a filter's
+// protocol (tcm_info's low 16 bits).
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return ne.Uint16(b[:])
 }
 
 // encodeAttrs runs fn on a fresh encoder and appends the result to b.
@@ -93,6 +152,14 @@ func (a *attrs) u8() uint8 {
 	return a.data[0]
 }
 
+func (a *attrs) u16() uint16 {
+	if len(a.data) != 2 {
+		a.err = fmt.Errorf("attribute %d is not a uint16: %w", a.typ, errBadAttr)
+		return 0
+	}
+	return ne.Uint16(a.data)
+}
+
 func (a *attrs) u32() uint32 {
 	if len(a.data) != 4 {
 		a.err = fmt.Errorf("attribute %d is not a uint32: %w", a.typ, errBadAttr)
@@ -111,6 +178,18 @@ func (a *attrs) str() string {
 func (a *attrs) kind() string {
 	k := bytes.TrimRight(a.data, "\x00")
 	for _, known := range [...]string{"tun", "bridge", "veth"} {
+		if string(k) == known {
+			return known
+		}
+	}
+	return string(k)
+}
+
+// tcKind is str for TCA_KIND, without an allocation for the qdisc and
+// filter kinds of tapbridge's devices.
+func (a *attrs) tcKind() string {
+	k := bytes.TrimRight(a.data, "\x00")
+	for _, known := range [...]string{"noqueue", "clsact", "mq", "pfifo_fast", "fq_codel", "bpf"} {
 		if string(k) == known {
 			return known
 		}

@@ -50,7 +50,12 @@ func linkAnswer(req netlink.Message, data []byte) netlink.Message {
 // dumpAnswer is the kernel's multipart answer to a dump request: the given
 // payloads as RTM_NEWLINK messages with extra flags, then NLMSG_DONE.
 func dumpAnswer(req netlink.Message, flags netlink.HeaderFlags, payloads ...[]byte) []netlink.Message {
-	h := netlink.Header{Type: unix.RTM_NEWLINK, Flags: flags, Sequence: req.Header.Sequence, PID: req.Header.PID}
+	return dumpAnswerOf(req, unix.RTM_NEWLINK, flags, payloads...)
+}
+
+// dumpAnswerOf is dumpAnswer with messages of type typ.
+func dumpAnswerOf(req netlink.Message, typ netlink.HeaderType, flags netlink.HeaderFlags, payloads ...[]byte) []netlink.Message {
+	h := netlink.Header{Type: typ, Flags: flags, Sequence: req.Header.Sequence, PID: req.Header.PID}
 	msgs := make([]netlink.Message, 0, len(payloads)+1)
 	for _, p := range payloads {
 		msgs = append(msgs, netlink.Message{Header: h, Data: p})
@@ -124,6 +129,8 @@ func tapPayload(t testing.TB) []byte {
 				ae.Uint8(unix.IFLA_BRPORT_ISOLATED, 1)
 				ae.Uint8(unix.IFLA_BRPORT_LOCKED, 0)
 				ae.Uint8(unix.IFLA_BRPORT_NEIGH_SUPPRESS, 1)
+				ae.Uint8(unix.IFLA_BRPORT_BCAST_FLOOD, 0)
+				ae.Uint8(unix.IFLA_BRPORT_MCAST_FLOOD, 1)
 				return nil
 			})
 			return nil
@@ -170,7 +177,7 @@ func tapLink() *rtnl.Link {
 			TAP: true, VnetHdr: true, Persist: true, MultiQueue: true,
 			Queues: 2, DisabledQueues: 1, Owner: ptr(uint32(1000)), Group: ptr(uint32(100)),
 		},
-		Port: &rtnl.PortInfo{UnicastFlood: true, Isolated: true, NeighSuppress: true},
+		Port: &rtnl.PortInfo{UnicastFlood: true, Isolated: true, NeighSuppress: true, McastFlood: true, State: rtnl.PortForwarding},
 	}
 }
 
@@ -324,6 +331,33 @@ func TestRequestTypesAndAttributes(t *testing.T) {
 				inet6 := topAttrs(t, spec[unix.AF_INET6])
 				if got := inet6[unix.IFLA_INET6_ADDR_GEN_MODE]; !slices.Equal(got, []byte{1}) {
 					t.Errorf("IFLA_INET6_ADDR_GEN_MODE = %v, want [1] (none)", got)
+				}
+			},
+		},
+		{
+			name: "SetLink with port settings", typ: unix.RTM_NEWLINK, flags: netlink.Request | netlink.Acknowledge,
+			do: func(ctx context.Context, c *rtnl.Conn) error {
+				return c.SetLink(ctx, &rtnl.LinkChange{
+					Index: 7, Group: ptr(uint32(9)), Alias: ptr("vm"),
+					Port: &rtnl.BridgePort{Locked: ptr(true), BcastFlood: ptr(false), McastFlood: ptr(false), State: ptr(rtnl.PortLearning)},
+				})
+			},
+			check: func(t *testing.T, data []byte) {
+				lm := unmarshalLinkMessage(t, data)
+				if a := lm.Attributes; lm.Index != 7 || a.NetDevGroup == nil || *a.NetDevGroup != 9 || a.Alias == nil || *a.Alias != "vm" || a.Master != nil {
+					t.Errorf("request = index %d group %v alias %v master %v, want 7, 9, vm, none", lm.Index, a.NetDevGroup, a.Alias, a.Master)
+				}
+				info := topAttrs(t, topAttrs(t, data[unix.SizeofIfInfomsg:])[unix.IFLA_LINKINFO])
+				if len(info) != 1 {
+					t.Errorf("IFLA_LINKINFO = %v, want only IFLA_INFO_SLAVE_DATA", info)
+				}
+				port := topAttrs(t, info[unix.IFLA_INFO_SLAVE_DATA])
+				want := map[uint16][]byte{
+					unix.IFLA_BRPORT_LOCKED: {1}, unix.IFLA_BRPORT_BCAST_FLOOD: {0},
+					unix.IFLA_BRPORT_MCAST_FLOOD: {0}, unix.IFLA_BRPORT_STATE: {2},
+				}
+				if !reflect.DeepEqual(port, want) {
+					t.Errorf("IFLA_INFO_SLAVE_DATA = %v, want %v", port, want)
 				}
 			},
 		},
@@ -774,6 +808,12 @@ func TestKernelErrors(t *testing.T) {
 		addFDB     = op{"AddFDB", func(ctx context.Context, c *rtnl.Conn) error { return c.AddFDB(ctx, 7, mac) }}
 		delFDB     = op{"DelFDB", func(ctx context.Context, c *rtnl.Conn) error { return c.DelFDB(ctx, 7, mac) }}
 		setNoQueue = op{"SetNoQueue", func(ctx context.Context, c *rtnl.Conn) error { return c.SetNoQueue(ctx, 7) }}
+		addClsact  = op{"AddClsact", func(ctx context.Context, c *rtnl.Conn) error { return c.AddClsact(ctx, 7) }}
+		clsact     = op{"Clsact", func(ctx context.Context, c *rtnl.Conn) error { _, err := c.Clsact(ctx, 7); return err }}
+		setBPF     = op{"SetIngressBPF", func(ctx context.Context, c *rtnl.Conn) error {
+			return c.SetIngressBPF(ctx, 7, []rtnl.SockFilter{{Op: 6}})
+		}}
+		getBPF = op{"IngressBPF", func(ctx context.Context, c *rtnl.Conn) error { _, err := c.IngressBPF(ctx, 7); return err }}
 	)
 	tests := []struct {
 		op    op
@@ -804,6 +844,16 @@ func TestKernelErrors(t *testing.T) {
 		{delFDB, unix.ENOENT, nil},
 		{delFDB, unix.ENODEV, unix.ENODEV},
 		{setNoQueue, unix.ENODEV, unix.ENODEV},
+		{addClsact, unix.ENODEV, unix.ENODEV},
+		{addClsact, unix.EINVAL, unix.EINVAL},
+		{addClsact, unix.EEXIST, os.ErrExist},
+		{clsact, unix.ENOENT, unix.ENOENT},
+		{clsact, unix.ENODEV, unix.ENODEV},
+		{setBPF, unix.ENODEV, unix.ENODEV},
+		{setBPF, unix.EINVAL, unix.EINVAL},
+		{getBPF, unix.ENODEV, unix.ENODEV},
+		{getBPF, unix.ENOENT, nil},
+		{getBPF, unix.EINVAL, unix.EINVAL},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s", tt.op.name, unix.ErrnoName(tt.errno)), func(t *testing.T) {
@@ -1016,6 +1066,13 @@ func TestEncodingErrors(t *testing.T) {
 		{"AddAltName index 0", func(b *rtnl.Batch) { b.AddAltName(0, "x") }, nil},
 		{"DelAltName index 0", func(b *rtnl.Batch) { b.DelAltName(0, "x") }, nil},
 		{"SetBridgePort index 0", func(b *rtnl.Batch) { b.SetBridgePort(0, &rtnl.BridgePort{Learning: ptr(true)}) }, nil},
+		{"SetBridgePort state 5", func(b *rtnl.Batch) { b.SetBridgePort(7, &rtnl.BridgePort{State: ptr(rtnl.PortState(5))}) }, nil},
+		{"SetLink Port with Master", func(b *rtnl.Batch) {
+			b.SetLink(&rtnl.LinkChange{Index: 7, Master: ptr(uint32(3)), Port: &rtnl.BridgePort{Locked: ptr(true)}})
+		}, nil},
+		{"SetLink Port with nomaster", func(b *rtnl.Batch) {
+			b.SetLink(&rtnl.LinkChange{Index: 7, Master: ptr(uint32(0)), Port: &rtnl.BridgePort{}})
+		}, nil},
 		{"AddFDB index 0", func(b *rtnl.Batch) { b.AddFDB(0, net.HardwareAddr{2, 0, 0, 0, 0, 1}) }, nil},
 		{"AddFDB MAC of 5 bytes", func(b *rtnl.Batch) { b.AddFDB(7, net.HardwareAddr{2, 0, 0, 0, 1}) }, nil},
 		{"AddFDB MAC of 8 bytes", func(b *rtnl.Batch) { b.AddFDB(7, make(net.HardwareAddr, 8)) }, nil},

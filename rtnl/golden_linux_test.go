@@ -42,8 +42,14 @@ func requestBytes(t *testing.T, add func(b *rtnl.Batch)) (netlink.Header, []byte
 	var got []netlink.Message
 	c := rtnl.NewConn(nltest.Dial(func(req []netlink.Message) ([]netlink.Message, error) {
 		got = append(got, req...)
-		if req[0].Header.Type == unix.RTM_GETLINK {
+		switch req[0].Header.Type {
+		case unix.RTM_GETLINK:
 			return []netlink.Message{linkAnswer(req[0], tapPayload(t))}, nil
+		case unix.RTM_GETTFILTER:
+			return []netlink.Message{errAnswer(req[0], unix.ENOENT)}, nil
+		case unix.RTM_GETQDISC:
+			q := rtnl.Qdisc{Index: 7, Kind: "clsact", Handle: 0xFFFF0000}
+			return []netlink.Message{answerOf(req[0], unix.RTM_NEWQDISC, qdiscPayload(t, q))}, nil
 		}
 		return []netlink.Message{ack(req[0])}, nil
 	}))
@@ -153,6 +159,31 @@ func TestGoldenRequests(t *testing.T) {
 				`    0500 2000  01 000000`, // IFLA_BRPORT_NEIGH_SUPPRESS (32) = 1
 		},
 		{
+			name: "SetBridgePort new flags and state",
+			add: func(b *rtnl.Batch) {
+				b.SetBridgePort(7, &rtnl.BridgePort{BcastFlood: ptr(false), McastFlood: ptr(true), State: ptr(rtnl.PortLearning)})
+			},
+			want: `
+				00 00 0000  07000000  00000000  00000000 ` +
+				`2000 1280 ` + // IFLA_LINKINFO (18) | NLA_F_NESTED, 32 bytes
+				`  1c00 0580 ` + // IFLA_INFO_SLAVE_DATA (5) | NLA_F_NESTED, 28 bytes
+				`    0500 1e00  00 000000 ` + // IFLA_BRPORT_BCAST_FLOOD (30) = 0
+				`    0500 1b00  01 000000 ` + // IFLA_BRPORT_MCAST_FLOOD (27) = 1
+				`    0500 0100  02 000000`, // IFLA_BRPORT_STATE (1) = BR_STATE_LEARNING
+		},
+		{
+			name: "SetLink Group and Port",
+			add: func(b *rtnl.Batch) {
+				b.SetLink(&rtnl.LinkChange{Index: 7, Group: ptr(uint32(5)), Port: &rtnl.BridgePort{Locked: ptr(true)}})
+			},
+			want: `
+				00 00 0000  07000000  00000000  00000000 ` +
+				`0800 1b00  05000000 ` + // IFLA_GROUP (27) = 5
+				`1000 1280 ` + // IFLA_LINKINFO (18) | NLA_F_NESTED, 16 bytes
+				`  0c00 0580 ` + // IFLA_INFO_SLAVE_DATA (5) | NLA_F_NESTED, 12 bytes
+				`    0500 2700  01 000000`, // IFLA_BRPORT_LOCKED (39) = 1
+		},
+		{
 			name: "SetBridgePort one flag",
 			add:  func(b *rtnl.Batch) { b.SetBridgePort(7, &rtnl.BridgePort{Learning: ptr(true)}) },
 			want: `
@@ -185,6 +216,47 @@ func TestGoldenRequests(t *testing.T) {
 				`ffffffff ` + // tcm_parent TC_H_ROOT
 				`00000000 ` + // tcm_info
 				`0c00 0100  6e 6f 71 75 65 75 65 00`, // TCA_KIND (1) "noqueue\0"
+		},
+		{
+			name: "AddClsact",
+			add:  func(b *rtnl.Batch) { b.AddClsact(7) },
+			want: `
+				00 00 0000 ` + // tcm_family AF_UNSPEC, padding
+				`07000000 ` + // tcm_ifindex 7
+				`0000ffff ` + // tcm_handle ffff: (TC_H_MAKE(TC_H_CLSACT, 0))
+				`f1ffffff ` + // tcm_parent TC_H_CLSACT
+				`00000000 ` + // tcm_info
+				`0b00 0100  63 6c 73 61 63 74 00 00`, // TCA_KIND (1) "clsact\0", padded
+		},
+		{
+			name: "GetClsact",
+			add:  func(b *rtnl.Batch) { b.GetClsact(7, new(rtnl.Qdisc)) },
+			want: `00 00 0000  07000000  0000ffff  00000000  00000000`, // by handle ffff:, parent 0
+		},
+		{
+			name: "SetIngressBPF",
+			add: func(b *rtnl.Batch) {
+				b.SetIngressBPF(7, []rtnl.SockFilter{{Op: 0x28, Jt: 1, Jf: 2, K: 12}, {Op: 0x06, K: 0xFFFFFFFF}})
+			},
+			want: `
+				00 00 0000  07000000 ` +
+				`62740000 ` + // tcm_handle 0x7462 (IngressBPFHandle)
+				`f2ffffff ` + // tcm_parent TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)
+				`0003 0100 ` + // tcm_info: protocol htons(ETH_P_ALL) = 00 03, priority 1
+				`0800 0100  62 70 66 00 ` + // TCA_KIND (1) "bpf\0"
+				`2800 0280 ` + // TCA_OPTIONS (2) | NLA_F_NESTED, 40 bytes
+				`  0600 0400  0200 0000 ` + // TCA_BPF_OPS_LEN (4) = 2, padded
+				`  1400 0500 ` + // TCA_BPF_OPS (5), 16 bytes of struct sock_filter
+				`    2800 01 02 0c000000 ` + // ldh [12] (code 0x28, jt 1, jf 2, k 12)
+				`    0600 00 00 ffffffff ` + // ret #TC_ACT_UNSPEC
+				`  0800 0800  01000000`, // TCA_BPF_FLAGS (8) = TCA_BPF_FLAG_ACT_DIRECT
+		},
+		{
+			name: "GetIngressBPF",
+			add:  func(b *rtnl.Batch) { b.GetIngressBPF(7, new([]rtnl.SockFilter)) },
+			want: `
+				00 00 0000  07000000  62740000  f2ffffff  0003 0100 ` +
+				`0800 0100  62 70 66 00`, // TCA_KIND "bpf\0"
 		},
 		{
 			name: "GetLinkByAltName",
