@@ -14,6 +14,7 @@ import (
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/internal/testutil"
 	"github.com/tapbridge/tapbridge/network"
 	"github.com/tapbridge/tapbridge/rtnl"
@@ -205,15 +206,33 @@ func (f *fixture) checkNICs(t *testing.T, vmID string, recs []*types.NetworkConf
 		if a := f.addrs(t, l.Name, "inet6"); len(a) != 0 {
 			t.Errorf("ip addr show %s: IPv6 addresses %v, want none", l.Name, a)
 		}
-		if q := f.qdiscs(t, l.Name); len(q) != 1 || q[0].Kind != "noqueue" || !q[0].Root {
-			t.Errorf("tc qdisc show dev %s = %+v, want one noqueue root qdisc", l.Name, q)
+		// The guard (on by default): a clsact qdisc beside the noqueue
+		// root, carrying the filter, and the port locked with no
+		// unknown-unicast flooding. Off: the port as before the guard.
+		guarded := c.Guard != guard.ModeOff
+		wantQ := []string{"noqueue"}
+		if guarded {
+			wantQ = append(wantQ, "clsact")
+		}
+		q := f.qdiscs(t, l.Name)
+		var kinds []string
+		for _, d := range q {
+			kinds = append(kinds, d.Kind)
+		}
+		if !slices.Equal(kinds, wantQ) || !q[0].Root {
+			t.Errorf("tc qdisc show dev %s = %+v, want qdiscs %v, the first the root", l.Name, q, wantQ)
+		}
+		if got := f.hasGuardFilter(t, l.Name); got != guarded {
+			t.Errorf("tc filter show dev %s ingress: guard filter %v, want %v", l.Name, got, guarded)
 		}
 		p := ports[l.Name]
+		wantLocked := c.Locked || guarded
 		if p == nil {
 			t.Errorf("bridge link show: %s is not a bridge port", l.Name)
-		} else if p.Master != testBridge || p.Learning || p.Isolated != c.Isolated || p.Locked != c.Locked {
-			t.Errorf("bridge -d link show %s = %+v, want master %s, learning off, isolated %v, locked %v",
-				l.Name, *p, testBridge, c.Isolated, c.Locked)
+		} else if p.Master != testBridge || p.Learning || p.Isolated != c.Isolated || p.Locked != wantLocked ||
+			p.Flood == guarded || !p.McastFlood || !p.BcastFlood {
+			t.Errorf("bridge -d link show %s = %+v, want master %s, learning off, isolated %v, locked %v, unicast flood %v, multicast and broadcast flood on",
+				l.Name, *p, testBridge, c.Isolated, wantLocked, !guarded)
 		}
 		f.checkStaticFDB(t, rec.Mac, l.Name)
 	}

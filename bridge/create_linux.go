@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/tap"
 	"github.com/tapbridge/tapbridge/types"
@@ -100,6 +101,9 @@ func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg 
 		return nil, err
 	}
 	if err := b.create(ctx, p); err != nil {
+		return nil, err
+	}
+	if err := b.readFilters(ctx, p); err != nil {
 		return nil, err
 	}
 	b.hook.at(hookAfterCreate)
@@ -266,6 +270,36 @@ func (b *Bridge) create(ctx context.Context, p *vmPlan) error {
 	return nil
 }
 
+// readFilters reads the filters of the adopted NICs (one batch; none when
+// no NIC was adopted): each keeps the bindings its filter holds, unless
+// its record gave others, and restoreAdopted can put the filter back.
+func (b *Bridge) readFilters(ctx context.Context, p *vmPlan) error {
+	var batch rtnl.Batch
+	var adopted []*nicPlan
+	for _, n := range p.nics {
+		if n.adopted {
+			adopted = append(adopted, n)
+			batch.GetIngressBPF(n.index, &n.oldProg)
+		}
+	}
+	if len(adopted) == 0 {
+		return nil
+	}
+	res, _ := b.conn.Exec(ctx, &batch) // per-request results below
+	for i, n := range adopted {
+		if res[i] != nil {
+			return fmt.Errorf("config vm %s nic %d: read its filter: %w", p.vmID, n.nic, res[i])
+		}
+		if len(n.oldProg) == 0 {
+			n.oldProg = nil
+		}
+		if old := installed(n.oldProg); old != nil && !n.boundGiven {
+			n.bound, n.gateway = old.Addrs, old.Gateway
+		}
+	}
+	return nil
+}
+
 // setupLinks configures every NIC, except bringing it up, in one pipelined
 // batch. The link stays down until bringUp, after persist has closed the
 // new TAPs' files: closing a TAP's last queue drops its carrier, which on a
@@ -277,8 +311,7 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 	type span struct{ nic, first, n, fdbNew int }
 	spans := make([]span, 0, len(p.nics))
 	txq := b.conf.TxQueueLen
-	learning := false
-	port := rtnl.BridgePort{Learning: &learning, Isolated: &b.conf.Isolated, Locked: &b.conf.Locked}
+	port := portFor(p.mode, b.conf.Isolated, b.conf.Locked)
 	for _, n := range p.nics {
 		first := batch.Len()
 		tag := p.tag(b.inst, b.conf.Hypervisor, n)
@@ -289,6 +322,19 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 		// one message does it, since the kernel applies the address and MTU
 		// before the master (net/core/rtnetlink.c: do_setlink).
 		batch.SetNoQueue(n.index)
+		// The guard's filter, installed over the one an adopted TAP has
+		// (replaced in place: the NIC is never unfiltered), or removed
+		// with its clsact qdisc when the mode is off.
+		if p.mode != guard.ModeOff {
+			prog, err := guard.Program(n.policy(p.mode))
+			if err != nil {
+				return fmt.Errorf("config vm %s nic %d: %w: %w", p.vmID, n.nic, ErrInvalidArgument, err)
+			}
+			batch.AddClsact(n.index)
+			batch.SetIngressBPF(n.index, sockFilters(prog))
+		} else if n.oldProg != nil {
+			batch.DelClsact(n.index)
+		}
 		batch.SetLink(&rtnl.LinkChange{
 			Index: n.index, MTU: p.bridge.MTU, TxQueueLen: &txq, Address: hostMAC(n.mac),
 			AddrGenModeNone: true, Alias: &alias, Master: &p.bridge.Index,
@@ -407,6 +453,12 @@ func (b *Bridge) restoreAdopted(ctx context.Context, p *vmPlan) error {
 		}
 		alias := n.link.Alias
 		batch.SetLink(&rtnl.LinkChange{Index: n.index, Alias: &alias, Address: hostMAC(n.oldMAC)})
+		if n.oldProg != nil {
+			batch.AddClsact(n.index)
+			batch.SetIngressBPF(n.index, n.oldProg)
+		} else if p.mode != guard.ModeOff {
+			batch.DelClsact(n.index)
+		}
 		if n.oldMAC != n.mac {
 			batch.DelFDB(n.index, net.HardwareAddr(n.mac[:]))
 			batch.AddFDB(n.index, net.HardwareAddr(n.oldMAC[:]))

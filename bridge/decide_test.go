@@ -10,6 +10,7 @@ import (
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/gc"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/types"
 )
@@ -20,7 +21,7 @@ import (
 var (
 	testOwn = ownership{inst: owner.InstanceOf("/test/a"), group: owner.InstanceOf("/test/a").Group()}
 	testMAC = [6]byte{0x02, 1, 2, 3, 4, 5}
-	testTgt = &target{bridgeDev: "br0", netnsPath: "/run/netns/x", hypervisor: config.CloudHypervisor}
+	testTgt = &target{bridgeDev: "br0", netnsPath: "/run/netns/x", hypervisor: config.CloudHypervisor, guard: guard.ModeL2}
 )
 
 // tapLink is a TAP as a probe would find it: the instance's tag for NIC

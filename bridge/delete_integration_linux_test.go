@@ -12,6 +12,7 @@ import (
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/internal/netns"
 	"github.com/tapbridge/tapbridge/internal/testutil"
 	"github.com/tapbridge/tapbridge/network"
@@ -306,7 +307,9 @@ func TestIntegrationCleanupTAPs(t *testing.T) {
 // the background deletion, which runs only while deletions are pending,
 // deletes them later; Close waits for it.
 func TestIntegrationDeleteDoomsAtOnce(t *testing.T) {
-	f := newFixture(t, &config.Config{Hypervisor: config.Firecracker, ReapInterval: time.Hour, ReapBatch: 1 << 20})
+	// The guard off: the test frames are not IP, and a doomed port must
+	// carry nothing even without a filter.
+	f := newFixture(t, &config.Config{Hypervisor: config.Firecracker, ReapInterval: time.Hour, ReapBatch: 1 << 20, Guard: guard.ModeOff})
 	ctx := t.Context()
 	ids := []string{"vm-a", "vm-b", "vm-c"}
 	recs := map[string]*types.NetworkConfig{}
@@ -384,7 +387,7 @@ func TestIntegrationDeleteDoomsAtOnce(t *testing.T) {
 	}
 
 	// Close waits for the pending deletions of its Bridge.
-	other, err := New(&config.Config{RootDir: f.dir, NetnsPath: testutil.NSPath(f.ns), Hypervisor: config.Firecracker, ReapInterval: time.Hour}, testBridge)
+	other, err := New(&config.Config{RootDir: f.dir, NetnsPath: testutil.NSPath(f.ns), Hypervisor: config.Firecracker, ReapInterval: time.Hour, Guard: guard.ModeOff}, testBridge)
 	if err != nil {
 		t.Fatal(err)
 	}

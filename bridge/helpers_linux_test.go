@@ -13,6 +13,7 @@ import (
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/internal/testutil"
+	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/types"
 )
 
@@ -457,4 +458,29 @@ func (f *fixture) waitForwarding(t *testing.T, name string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// hasGuardFilter reports whether dev carries tapbridge's guard filter on its
+// ingress, as `tc -j filter show` reports it: a bpf filter in
+// direct-action mode at rtnl.IngressBPFPriority.
+func (f *fixture) hasGuardFilter(t *testing.T, dev string) bool {
+	t.Helper()
+	out, err := testutil.RunErr(f.ns, "tc", "-j", "filter", "show", "dev", dev, "ingress")
+	if err != nil {
+		return false // no clsact qdisc
+	}
+	var filters []struct {
+		Kind    string         `json:"kind"`
+		Pref    int            `json:"pref"`
+		Options map[string]any `json:"options"`
+	}
+	if err := json.Unmarshal(out, &filters); err != nil {
+		t.Fatalf("decode tc -j filter show dev %s ingress: %v", dev, err)
+	}
+	for _, fl := range filters {
+		if fl.Kind == "bpf" && fl.Pref == int(rtnl.IngressBPFPriority) && fl.Options["bytecode"] != nil && fl.Options["direct-action"] == true && fl.Options["handle"] == "0x7462" {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -221,8 +222,9 @@ func TestIntegrationInspect(t *testing.T) {
 		want := types.LinkState{
 			NIC: i, NICs: 3, Index: links[rec.Tap].Index, Master: testBridge, Up: true, MultiQueue: true, Hypervisor: config.CloudHypervisor,
 			AttachedQueues: numQueues(t, links[rec.Tap]), Deleting: i == 2, Created: st.Created,
+			Guard: "l2", Bound: []string{},
 		}
-		if *st != want {
+		if !reflect.DeepEqual(*st, want) {
 			t.Errorf("Inspect(%s) link %d = %+v, want %+v", vm, i, *st, want)
 		}
 		if st.Created.Before(start) || st.Created.After(time.Now()) {
@@ -305,7 +307,7 @@ func TestIntegrationList(t *testing.T) {
 			continue
 		}
 		for i := range in.NICs {
-			if *in.NICs[i] != *n.NICs[i] || *in.Links[i] != *n.Links[i] {
+			if !reflect.DeepEqual(*in.NICs[i], *n.NICs[i]) || !reflect.DeepEqual(*in.Links[i], *n.Links[i]) {
 				t.Errorf("Inspect(%s) NIC %d = %+v %+v, List has %+v %+v", n.VMID, i, *in.NICs[i], *in.Links[i], *n.NICs[i], *n.Links[i])
 			}
 		}

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,9 +10,11 @@ import (
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/network"
 	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/types"
+	"golang.org/x/sys/unix"
 )
 
 // Verify checks that VM vmID's TAPs are intact: every NIC its tags record
@@ -77,6 +80,13 @@ func (b *Bridge) Inspect(ctx context.Context, vmID string) (*types.Network, erro
 		return nil, fmt.Errorf("inspect vm %s: %w", vmID, network.ErrNotFound)
 	}
 	inv := b.inventory(ctx)
+	links := make([]*rtnl.Link, len(f[vmID]))
+	for i := range f[vmID] {
+		links[i] = &f[vmID][i].link
+	}
+	if err := b.readGuards(ctx, inv, links, false); err != nil {
+		return nil, fmt.Errorf("inspect vm %s: %w", vmID, err)
+	}
 	n := &types.Network{VMID: vmID, BridgeDev: b.bridgeDev}
 	for i := range f[vmID] {
 		inv.addNIC(n, &f[vmID][i].link, &f[vmID][i].tag)
@@ -89,32 +99,90 @@ func (b *Bridge) Inspect(ctx context.Context, vmID string) (*types.Network, erro
 // kernel-filtered dump of TUN/TAP devices.
 func (b *Bridge) List(ctx context.Context) ([]*types.Network, error) {
 	inv := b.inventory(ctx)
-	byVM := make(map[string]*types.Network)
-	var tag owner.Tag
+	var ours []found
 	err := b.conn.WalkLinks(ctx, &rtnl.LinkFilter{Kind: "tun"}, func(l *rtnl.Link) error {
-		if !b.ours(l, &tag) {
-			return nil
+		var tag owner.Tag
+		if b.ours(l, &tag) {
+			ours = append(ours, found{nic: tag.NIC, link: *l, tag: tag})
 		}
-		n := byVM[tag.VMID]
-		if n == nil {
-			n = &types.Network{VMID: tag.VMID, BridgeDev: b.bridgeDev}
-			byVM[n.VMID] = n
-		}
-		inv.addNIC(n, l, &tag)
 		return nil
-	}, func() { clear(byVM) })
+	}, func() { ours = ours[:0] })
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
+	}
+	links := make([]*rtnl.Link, len(ours))
+	for i := range ours {
+		links[i] = &ours[i].link
+	}
+	if err := b.readGuards(ctx, inv, links, true); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	byVM := make(map[string]*types.Network)
+	for i := range ours {
+		o := &ours[i]
+		n := byVM[o.tag.VMID]
+		if n == nil {
+			n = &types.Network{VMID: o.tag.VMID, BridgeDev: b.bridgeDev}
+			byVM[n.VMID] = n
+		}
+		inv.addNIC(n, &o.link, &o.tag)
 	}
 	out := slices.Collect(maps.Values(byVM))
 	sortNetworks(out)
 	return out, nil
 }
 
+// readGuards reads the guard's filter of each link (one batch) and the
+// drop counters of their clsact qdiscs: one request per link, or, with
+// dump, one qdisc dump of the namespace (cheaper for many links).
+func (b *Bridge) readGuards(ctx context.Context, inv *inventory, links []*rtnl.Link, dump bool) error {
+	var batch rtnl.Batch
+	progs := make([][]rtnl.SockFilter, len(links))
+	qds := make([]rtnl.Qdisc, len(links))
+	for i, l := range links {
+		batch.GetIngressBPF(l.Index, &progs[i])
+		if !dump {
+			batch.GetClsact(l.Index, &qds[i])
+		}
+	}
+	res, _ := b.conn.Exec(ctx, &batch) // per-request results below
+	per := 1
+	if !dump {
+		per = 2
+	}
+	for i, l := range links {
+		switch err := res[per*i]; {
+		case errors.Is(err, unix.ENODEV):
+			// Gone since the lookup: shown with the guard off.
+		case err != nil:
+			return err
+		default:
+			inv.guards[l.Index] = installed(progs[i])
+		}
+		if !dump {
+			switch err := res[per*i+1]; {
+			case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENODEV):
+			case err != nil:
+				return err
+			default:
+				inv.drops[l.Index] = uint64(qds[i].Stats.Drops)
+			}
+		}
+	}
+	if !dump {
+		return nil
+	}
+	return b.conn.WalkQdiscs(ctx, &rtnl.QdiscFilter{Kind: "clsact"}, func(q *rtnl.Qdisc) error {
+		inv.drops[q.Index] = uint64(q.Stats.Drops)
+		return nil
+	}, func() { clear(inv.drops) })
+}
+
 // inventory returns what turns links into records: the bridge's ifindex
 // maps to its name (other masters are shown by ifindex).
 func (b *Bridge) inventory(ctx context.Context) *inventory {
-	inv := &inventory{ownership: b.ownership, bridgeDev: b.bridgeDev, netnsPath: b.conf.NetnsPath, masters: map[uint32]string{}}
+	inv := &inventory{ownership: b.ownership, bridgeDev: b.bridgeDev, netnsPath: b.conf.NetnsPath,
+		masters: map[uint32]string{}, guards: map[uint32]*guard.Policy{}, drops: map[uint32]uint64{}}
 	if br, err := getLink(ctx, b.conn, b.bridgeDev); err == nil {
 		inv.masters[br.Index] = br.Name
 	}

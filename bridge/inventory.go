@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/types"
 )
@@ -19,6 +20,11 @@ type inventory struct {
 	bridgeDev string
 	netnsPath string
 	masters   map[uint32]string // ifindex -> name, for the masters named by name
+
+	// What the guard's filters say, by ifindex: the policy (nil: no
+	// filter, the guard is off) and the drop counter of the TAP's clsact.
+	guards map[uint32]*guard.Policy
+	drops  map[uint32]uint64
 }
 
 // addNIC adds TAP l with tag t to n, keeping NICs in NIC order. l and t
@@ -38,6 +44,8 @@ func (inv *inventory) addNIC(n *types.Network, l *rtnl.Link, t *owner.Tag) {
 		BridgeDev: inv.bridgeDev,
 		NetnsPath: inv.netnsPath,
 	}
+	gp := inv.guards[l.Index]
+	rec.Network = networkOf(gp)
 	st := &types.LinkState{
 		NIC:            t.NIC,
 		NICs:           t.NICs,
@@ -49,10 +57,22 @@ func (inv *inventory) addNIC(n *types.Network, l *rtnl.Link, t *owner.Tag) {
 		AttachedQueues: l.AttachedQueues(),
 		Deleting:       l.Group == inv.group,
 		Created:        time.UnixMilli(t.Created).UTC(),
+		Guard:          string(guard.ModeOff),
+		Bound:          boundStrings(gp),
+		GuardDrops:     inv.drops[l.Index],
+	}
+	if gp != nil {
+		st.Guard = string(gp.Mode)
 	}
 	i, _ := slices.BinarySearchFunc(n.Links, st.NIC, func(s *types.LinkState, nic int) int { return s.NIC - nic })
 	n.Links = slices.Insert(n.Links, i, st)
 	n.NICs = slices.Insert(n.NICs, i, rec)
+	// The VM's IP configuration, as cocoon's Inspect gives it: its first
+	// NIC's.
+	n.IP, n.Gateway, n.Prefix = "", "", 0
+	if nw := n.NICs[0].Network; nw != nil {
+		n.IP, n.Gateway, n.Prefix = nw.IP, nw.Gateway, nw.Prefix
+	}
 }
 
 // sortNetworks orders List's result by VM ID.

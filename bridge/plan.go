@@ -3,11 +3,13 @@ package bridge
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/tap"
 	"github.com/tapbridge/tapbridge/types"
@@ -32,7 +34,8 @@ type Handoff struct {
 type target struct {
 	bridgeDev  string
 	netnsPath  string
-	hypervisor string // a config profile, never empty
+	hypervisor string     // a config profile, never empty
+	guard      guard.Mode // the instance's guard mode, never empty
 }
 
 // vmPlan is one Config call: the validated request and, per NIC, what was
@@ -45,6 +48,7 @@ type vmPlan struct {
 	queueSize int
 	mq        bool
 	handoff   bool
+	mode      guard.Mode // the NICs' guard mode, never empty
 	bridge    rtnl.Link
 }
 
@@ -64,6 +68,15 @@ type nicPlan struct {
 	hasAlt    bool // adopted: already carries its alternative name
 	dev       *tap.Device
 	link      rtnl.Link // what the probe found under the NIC's alternative name
+
+	// The NIC's bindings (guard.Policy Addrs and Gateway): from its record
+	// when boundGiven, else, for an adopted TAP, those its filter holds.
+	bound      []netip.Prefix
+	gateway    netip.Addr
+	boundGiven bool
+	// oldProg is an adopted TAP's filter as found (nil: none), for
+	// restoreAdopted.
+	oldProg []rtnl.SockFilter
 }
 
 // newPlan validates a Config request against t. Every error wraps
@@ -81,8 +94,15 @@ func newPlan(t *target, vmID string, numNICs int, vmCfg *types.VMConfig, existin
 	if len(existing) > numNICs {
 		return nil, bad("%d existing records for %d NICs", len(existing), numNICs)
 	}
-	cpu, qsize := 1, DefaultQueueSize
+	cpu, qsize, mode := 1, DefaultQueueSize, t.guard
 	if vmCfg != nil {
+		if vmCfg.Guard != "" {
+			m, err := guard.ParseMode(vmCfg.Guard)
+			if err != nil {
+				return nil, bad("%v", err)
+			}
+			mode = m
+		}
 		if vmCfg.CPU < 0 || vmCfg.CPU > tap.MaxQueues {
 			return nil, bad("%d CPUs: one queue pair each, and a TAP holds 1..%d", vmCfg.CPU, tap.MaxQueues)
 		}
@@ -103,6 +123,7 @@ func newPlan(t *target, vmID string, numNICs int, vmCfg *types.VMConfig, existin
 		queueSize: qsize,
 		mq:        config.MultiQueue(t.hypervisor, cpu),
 		handoff:   handoff,
+		mode:      mode,
 		nics:      make([]*nicPlan, numNICs),
 	}
 	for i := range p.nics {
@@ -141,6 +162,15 @@ func newPlan(t *target, vmID string, numNICs int, vmCfg *types.VMConfig, existin
 			seenTAP[rec.Tap] = i
 		}
 		n.mac, n.macGiven, n.nameHint = mac, true, rec.Tap
+		if rec.Network != nil {
+			if n.bound, n.gateway, err = recordBindings(rec.Network); err != nil {
+				return nil, bad("existing record %d: %v", i, err)
+			}
+			n.boundGiven = true
+			if err := n.policy(mode).Validate(); err != nil {
+				return nil, bad("existing record %d: %v", i, err)
+			}
+		}
 	}
 	return p, nil
 }
@@ -203,6 +233,7 @@ func (p *vmPlan) records(t *target) []*types.NetworkConfig {
 			Backend:   Backend,
 			BridgeDev: t.bridgeDev,
 			NetnsPath: t.netnsPath,
+			Network:   networkOf(n.policy(p.mode)),
 		}
 	}
 	return out
@@ -210,10 +241,14 @@ func (p *vmPlan) records(t *target) []*types.NetworkConfig {
 
 // tag is the owner tag Config writes on NIC n.
 func (p *vmPlan) tag(inst owner.Instance, hypervisor string, n *nicPlan) owner.Tag {
-	return owner.Tag{
+	t := owner.Tag{
 		Instance: inst, VMID: p.vmID, NIC: n.nic, NICs: len(p.nics), MAC: n.mac,
 		Queues: p.queues, QueueSize: p.queueSize, Hypervisor: hypervisor, Created: n.created,
 	}
+	if p.mode != guard.ModeL2 {
+		t.Guard = string(p.mode)
+	}
+	return t
 }
 
 // CheckConfig reports whether a Bridge made by New(conf, bridgeDev) would
@@ -244,5 +279,5 @@ func newTarget(conf *config.Config, bridgeDev string) (*target, error) {
 		return nil, fmt.Errorf("bridge: %w: %w", ErrInvalidArgument, err)
 	}
 	c := conf.WithDefaults()
-	return &target{bridgeDev: bridgeDev, netnsPath: c.NetnsPath, hypervisor: c.Hypervisor}, nil
+	return &target{bridgeDev: bridgeDev, netnsPath: c.NetnsPath, hypervisor: c.Hypervisor, guard: c.Guard}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/internal/testutil"
 	"github.com/tapbridge/tapbridge/rtnl"
 	"github.com/tapbridge/tapbridge/types"
@@ -290,7 +291,9 @@ func readPayloads(t *testing.T, fd int, until string, timeout time.Duration) []s
 }
 
 func TestIntegrationUnicastNotFlooded(t *testing.T) {
-	f := newFixture(t, &config.Config{Hypervisor: config.Firecracker})
+	// The frames are not IP: the guard would drop them. This test is
+	// about the bridge's forwarding table, with the guard off.
+	f := newFixture(t, &config.Config{Hypervisor: config.Firecracker, Guard: guard.ModeOff})
 	ids := []string{"vm-a", "vm-b", "vm-c"}
 	macs := map[string]net.HardwareAddr{}
 	fds := map[string]int{}

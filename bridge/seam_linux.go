@@ -16,6 +16,8 @@ type conn interface {
 	Exec(ctx context.Context, b *rtnl.Batch) ([]error, error)
 	// WalkLinks walks a filtered link dump: see rtnl.Conn.WalkLinks.
 	WalkLinks(ctx context.Context, f *rtnl.LinkFilter, fn func(*rtnl.Link) error, reset ...func()) error
+	// WalkQdiscs walks a qdisc dump: see rtnl.Conn.WalkQdiscs.
+	WalkQdiscs(ctx context.Context, f *rtnl.QdiscFilter, fn func(*rtnl.Qdisc) error, reset ...func()) error
 	// IndexByName and IndexMTUByName look a link up by ioctl: see
 	// rtnl.Conn.IndexByName.
 	IndexByName(ctx context.Context, name string) (uint32, error)

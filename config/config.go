@@ -4,6 +4,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/tapbridge/tapbridge/guard"
 )
 
 // Hypervisor profiles: they decide how the VMM reopens a TAP, and so the
@@ -69,6 +71,17 @@ type Config struct {
 	TAPOwner *uint32
 	TAPGroup *uint32
 
+	// Guard is the port-security mode of the VMs' NICs (see package
+	// guard): guard.ModeL2 (the default when empty) filters what a guest
+	// sends on its TAP and locks its bridge port to its MAC;
+	// guard.ModeStrict also limits an unbound NIC to bootstrapping
+	// traffic until an address is bound; guard.ModeOff installs no filter
+	// and leaves the port as it was before the guard existed, for guests
+	// that legitimately send from several MACs (nested VMs, macvlan): it
+	// is unsafe for untrusted guests. types.VMConfig.Guard overrides it
+	// per VM.
+	Guard guard.Mode
+
 	// Isolated makes the VM ports isolated bridge ports: VMs reach the
 	// bridge and non-isolated ports (the uplink, the DHCP server) but not
 	// each other.
@@ -112,6 +125,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("config: hypervisor %q: want %q, %q or %q", c.Hypervisor, CloudHypervisor, Firecracker, QEMU)
 	}
+	if _, err := guard.ParseMode(string(c.Guard)); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	if c.ReapBatch < 0 {
 		return fmt.Errorf("config: reap batch %d is negative", c.ReapBatch)
 	}
@@ -129,6 +145,9 @@ func (c *Config) WithDefaults() Config {
 	}
 	if d.Hypervisor == "" {
 		d.Hypervisor = CloudHypervisor
+	}
+	if d.Guard == "" {
+		d.Guard = guard.ModeL2
 	}
 	if d.TxQueueLen == 0 {
 		d.TxQueueLen = DefaultTxQueueLen

@@ -239,3 +239,20 @@ func (s *QdiscStats) decode(b []byte) error {
 	}
 	return a.err
 }
+
+// DelClsact removes the clsact qdisc of link index, and with it every
+// filter attached to it, such as SetIngressBPF's. A link without clsact
+// counts as done (the kernel answers ENOENT: net/sched/sch_api.c
+// tc_get_qdisc), as does an absent link (ENODEV).
+func (c *Conn) DelClsact(ctx context.Context, index uint32) error {
+	var b Batch
+	b.DelClsact(index)
+	return c.exec1(ctx, &b)
+}
+
+// DelClsact adds the request of [Conn.DelClsact].
+func (b *Batch) DelClsact(index uint32) {
+	data, err := qdiscMessage(index, tcHClsactHandle, tcHClsact, "clsact")
+	b.add(unix.RTM_DELQDISC, netlink.Acknowledge, data, err,
+		fmt.Sprintf("delete clsact qdisc on link %d", index), unix.ENOENT, unix.ENODEV)
+}

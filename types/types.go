@@ -16,6 +16,11 @@ type VMConfig struct {
 
 	// QueueSize is the virtio queue size. Zero means 512.
 	QueueSize int `json:"queue_size"`
+
+	// Guard overrides the provider's port-security mode for this VM's
+	// NICs: "l2", "strict" or "off" (see package guard). Empty means the
+	// provider's.
+	Guard string `json:"guard,omitempty"`
 }
 
 // NetworkConfig describes one NIC of a VM: what the VMM needs to open it.
@@ -70,4 +75,14 @@ type LinkState struct {
 	AttachedQueues int       `json:"attached_queues"` // queue files open on it: > 0 while a VMM runs
 	Deleting       bool      `json:"deleting"`        // deleted, and waiting for the background deletion
 	Created        time.Time `json:"created"`
+
+	// Guard is the NIC's port-security mode, as its installed filter
+	// says ("l2", "strict"; "off" when it has none).
+	Guard string `json:"guard"`
+	// Bound lists the addresses bound to the NIC, as prefixes
+	// ("10.0.0.2/24"; /32 or /128 when the length is unknown).
+	Bound []string `json:"bound"`
+	// GuardDrops counts the frames the guard dropped on the NIC since its
+	// filter was installed.
+	GuardDrops uint64 `json:"guard_drops"`
 }

@@ -27,9 +27,10 @@
 //
 // The link alias (IFLA_IFALIAS) holds the owner tag:
 //
-//	tb1 i=<instance> v=<vm id> n=<nic>/<nics> m=<guest mac> q=<queues>/<queue size> h=<hypervisor> c=<created, unix ms>
+//	tb1 i=<instance> v=<vm id> n=<nic>/<nics> m=<guest mac> q=<queues>/<queue size> h=<hypervisor> g=<guard> s=1 c=<created, unix ms>
 //
-// (h= is left out when the profile is not recorded.)
+// (h= is left out when the profile is not recorded, g= for the default
+// guard mode, s=1 unless the NIC is staged.)
 //
 // A device whose alias does not parse, or names another instance, is not
 // ours and is never touched.

@@ -40,6 +40,19 @@ func TestTagRoundTrip(t *testing.T) {
 			t.Errorf("ParseTag(%q) = true, want false", bad)
 		}
 	}
+	// The optional fields round-trip, and only in their canonical form.
+	full := in
+	full.Hypervisor, full.Guard, full.Staged = "qemu", "strict", true
+	fs := full.String()
+	if !strings.Contains(fs, " h=qemu g=strict s=1 c=") || !ParseTag(fs, &out) || out != full {
+		t.Errorf("ParseTag(%q) = %+v, want %+v", fs, out, full)
+	}
+	for _, bad := range []string{strings.Replace(fs, "s=1", "s=0", 1), strings.Replace(fs, "g=strict", "g=", 1),
+		strings.Replace(fs, "g=strict", "g=STRICT", 1), strings.Replace(fs, " g=strict s=1", " s=1 g=strict", 1)} {
+		if ParseTag(bad, &out) {
+			t.Errorf("ParseTag(%q) = true, want false", bad)
+		}
+	}
 	if a := testing.AllocsPerRun(100, func() { ParseTag(s, &out) }); a != 0 {
 		t.Errorf("ParseTag allocs = %v, want 0", a)
 	}

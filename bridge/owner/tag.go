@@ -28,6 +28,15 @@ type Tag struct {
 	// multi-queue flag. Empty in tags that do not record it.
 	Hypervisor string
 
+	// Guard is the port-security mode the NIC was made with (guard's
+	// "strict" or "off"); empty for the default ("l2") and in tags that
+	// do not record it.
+	Guard string
+
+	// Staged marks a NIC made staged for a live migration's destination:
+	// not forwarding and without its FDB entry until activated.
+	Staged bool
+
 	Created int64 // unix milliseconds when a Config last made or adopted the TAP
 }
 
@@ -53,6 +62,13 @@ func (t *Tag) Append(dst []byte) []byte {
 	if t.Hypervisor != "" {
 		dst = append(dst, " h="...)
 		dst = append(dst, t.Hypervisor...)
+	}
+	if t.Guard != "" {
+		dst = append(dst, " g="...)
+		dst = append(dst, t.Guard...)
+	}
+	if t.Staged {
+		dst = append(dst, " s=1"...)
 	}
 	dst = append(dst, " c="...)
 	return strconv.AppendInt(dst, t.Created, 10)
@@ -111,6 +127,18 @@ func ParseTag(s string, t *Tag) bool {
 		}
 		t.Hypervisor = f
 	}
+	if strings.HasPrefix(s, " g=") {
+		if f, s, _ = field(s, " g="); !validProfile(f) {
+			return false
+		}
+		t.Guard = f
+	}
+	if strings.HasPrefix(s, " s=") {
+		if f, s, _ = field(s, " s="); f != "1" {
+			return false
+		}
+		t.Staged = true
+	}
 	if f, s, ok = field(s, " c="); !ok || s != "" {
 		return false
 	}
@@ -148,7 +176,8 @@ func pair(s string, maxA, maxB int) (a, b int, ok bool) {
 	return a, b, true
 }
 
-// validProfile accepts 1 to maxProfileLen bytes of a-z, 0-9 and '-'.
+// validProfile accepts 1 to maxProfileLen bytes of a-z, 0-9 and '-': a
+// hypervisor profile or a guard mode.
 func validProfile(p string) bool {
 	if p == "" || len(p) > maxProfileLen {
 		return false
