@@ -160,6 +160,7 @@ firecracker which never does).`)
 	f.Var(&macs, "mac", "guest `MAC` of the next NIC, to recover a VM with its old MACs (repeat, one per NIC)")
 	grace := f.Duration("gc-grace", 0, "the instance's GC grace `DURATION`, recorded for gc (0: keep the recorded one, else 1m; negative: none)")
 	asJSON := f.Bool("json", false, "print a JSON array of NetworkConfig objects")
+	printVMM := f.String("print", "", printFlagUsage)
 	inst := addInstanceFlags(f)
 	if done, code := f.parse(e, args); done {
 		return code
@@ -182,6 +183,9 @@ firecracker which never does).`)
 			return err
 		}
 		if err := validHypervisor(*hv); err != nil {
+			return err
+		}
+		if err := checkPrint(*printVMM, *hv, *cpus, *qsize, *asJSON); err != nil {
 			return err
 		}
 		existing := make([]*types.NetworkConfig, len(macs))
@@ -212,6 +216,9 @@ firecracker which never does).`)
 		}
 		if err != nil {
 			return err
+		}
+		if *printVMM != "" {
+			return printLaunch(e.stdout, *printVMM, *hv, recs)
 		}
 		if *asJSON {
 			return writeJSON(e.stdout, recs)
