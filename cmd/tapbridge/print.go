@@ -6,12 +6,15 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tapbridge/tapbridge/bridge"
 	"github.com/tapbridge/tapbridge/launch"
 	"github.com/tapbridge/tapbridge/types"
 )
 
-// printUsage is the help text of up's --print flag.
+// defaultQueueSize is bridge.DefaultQueueSize, which is declared in a
+// Linux-only file.
+const defaultQueueSize = 512
+
+// printFlagUsage is the help text of up's --print flag.
 const printFlagUsage = "print the launch arguments of `VMM` instead of the table: cloud-hypervisor (--net lines), firecracker (network-interfaces JSON), qemu (-netdev/-device lines) or libvirt (<interface> elements)"
 
 // checkPrint validates up's --print before any TAP is made, so that a VMM
@@ -32,7 +35,7 @@ func checkPrint(vmm, hypervisor string, cpus, queueSize int, asJSON bool) error 
 		return usagef("--print and --json exclude each other")
 	}
 	if queueSize == 0 {
-		queueSize = bridge.DefaultQueueSize
+		queueSize = defaultQueueSize
 	}
 	stand := &types.NetworkConfig{Tap: "TAP", Mac: "02:00:00:00:00:01", NumQueues: 2 * cpus, QueueSize: queueSize}
 	if _, err := launch.Render(launch.VMM(vmm), []launch.NIC{{Config: stand}}, &launch.Options{Profile: hypervisor}); err != nil {

@@ -288,7 +288,7 @@ func startLibvirtd(t *testing.T, rep *report, netNS int, dir string) *libvirtd {
 	conf := filepath.Join(dir, "libvirtd.conf")
 	files := map[string]string{
 		filepath.Join(etc, "qemu.conf"): qemuConf,
-		conf: fmt.Sprintf("unix_sock_dir = %q\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\nlog_outputs = \"3:stderr\"\n", sock),
+		conf:                            fmt.Sprintf("unix_sock_dir = %q\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\nlog_outputs = \"3:stderr\"\n", sock),
 	}
 	for _, name := range []string{"passwd", "group"} {
 		b, err := os.ReadFile("/etc/" + name)
@@ -426,4 +426,3 @@ func copyFile(src, dst string) error {
 	}
 	return os.WriteFile(dst, b, 0o644)
 }
-

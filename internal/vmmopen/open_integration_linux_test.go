@@ -123,9 +123,9 @@ func (e *env) openFC(ifc *launch.FirecrackerNetworkInterface) (*Tap, error) {
 type qemuProc struct {
 	cmd   *exec.Cmd
 	stdin io.Closer
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
+	mu    sync.Mutex
+	out   bytes.Buffer
+	done  chan struct{}
 }
 
 func (q *qemuProc) Write(p []byte) (int, error) {
