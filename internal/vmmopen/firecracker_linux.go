@@ -10,6 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// vnetHdrLen is sizeof(struct virtio_net_hdr_v1), what both VMMs set with
+// TUNSETVNETHDRSZ (Firecracker device.rs:52 vnet_hdr_len; Cloud
+// Hypervisor net_util/src/lib.rs:104 vnet_hdr_len).
+const vnetHdrLen = 12
+
 // firecrackerIface is src/vmm/src/vmm_config/net.rs:18-33
 // NetworkInterfaceConfig (#[serde(deny_unknown_fields)]; iface_id and
 // host_dev_name required, guest_mac and mtu optional; the rate limiters

@@ -13,11 +13,6 @@ const (
 	FirecrackerVersion     = "v1.16.0"
 )
 
-// vnetHdrLen is sizeof(struct virtio_net_hdr_v1), what both VMMs set with
-// TUNSETVNETHDRSZ (Firecracker device.rs:52 vnet_hdr_len; Cloud
-// Hypervisor net_util/src/lib.rs:104 vnet_hdr_len).
-const vnetHdrLen = 12
-
 // Sentinels for the checks the VMMs make themselves (not the kernel's).
 var (
 	// ErrMultiQueueNoTapSupport: Cloud Hypervisor wants a multi-queue TAP
