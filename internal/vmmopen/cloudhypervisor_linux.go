@@ -340,15 +340,11 @@ func chOpenNamed(t *Tap, name string, pairs int) (int, *chErr) {
 // net_util/src/lib.rs:93-102 create_unix_socket and the Tap methods do;
 // v, if set, is the ifreq's value.
 func chIfreq(t *Tap, name string, req uint, v *uint32) error {
-	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	sock, ifr, err := chSocket(name)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(sock)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
-	}
 	step := fmt.Sprintf("ioctl %#x", req)
 	switch req {
 	case unix.SIOCGIFHWADDR:
@@ -364,17 +360,24 @@ func chIfreq(t *Tap, name string, req uint, v *uint32) error {
 	return nil
 }
 
+// chSocket is net_util/src/lib.rs:93-102 create_unix_socket (AF_UNIX,
+// SOCK_DGRAM; close-on-exec added) and an ifreq naming the TAP.
+func chSocket(name string) (int, *unix.Ifreq, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return -1, nil, err
+	}
+	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	return sock, ifr, err
+}
+
 // chEnable is net_util/src/tap.rs:457-476 Tap::enable.
 func chEnable(t *Tap, name string) error {
-	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	sock, ifr, err := chSocket(name)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(sock)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
-	}
 	if err := unix.IoctlIfreq(sock, unix.SIOCGIFFLAGS, ifr); err != nil {
 		return err
 	}

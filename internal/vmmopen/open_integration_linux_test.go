@@ -317,6 +317,7 @@ func checkCH(t *testing.T, e *env, name, arg string, tap *Tap, err error, ok boo
 		return
 	}
 	defer tap.Close()
+	t.Logf("cloud-hypervisor --net %s:\n\t%s", arg, strings.Join(tap.Steps, "\n\t"))
 	if len(tap.Files) != pairs {
 		t.Errorf("cloud-hypervisor --net %s opened %d queue files, want %d", arg, len(tap.Files), pairs)
 	}
@@ -351,6 +352,7 @@ func checkFC(t *testing.T, e *env, name string, tap *Tap, err error, ok bool) {
 	if err := FirecrackerActivate(tap, FirecrackerOffload); err != nil {
 		t.Errorf("firecracker activate = %v, want nil", err)
 	}
+	t.Logf("firecracker %s:\n\t%s", name, strings.Join(tap.Steps, "\n\t"))
 	if n := e.link(t, name).AttachedQueues(); n != 1 {
 		t.Errorf("after firecracker opened %s, %d queues attached, want 1", name, n)
 	}
