@@ -140,6 +140,7 @@ firecracker which never does).`)
 	f.Var(&macs, "mac", "guest `MAC` of the next NIC, to recover a VM with its old MACs (repeat, one per NIC)")
 	grace := f.Duration("gc-grace", 0, "the instance's GC grace `DURATION`, recorded for gc (0: keep the recorded one, else 1m; negative: none)")
 	asJSON := f.Bool("json", false, "print a JSON array of NetworkConfig objects")
+	printVMM := f.String("print", "", printFlagUsage)
 	inst := addInstanceFlags(f)
 	if done, code := f.parse(e, args); done {
 		return code
@@ -150,6 +151,9 @@ firecracker which never does).`)
 			return usagef("--bridge is required")
 		case *vm == "":
 			return usagef("--vm is required")
+		}
+		if err := checkPrint(*printVMM, *hv, *cpus, *qsize, *asJSON); err != nil {
+			return err
 		}
 		existing := make([]*types.NetworkConfig, len(macs))
 		for i, m := range macs {
@@ -181,6 +185,9 @@ firecracker which never does).`)
 		}
 		if err != nil {
 			return err
+		}
+		if *printVMM != "" {
+			return printLaunch(e.stdout, *printVMM, *hv, recs)
 		}
 		if *asJSON {
 			return writeJSON(e.stdout, recs)

@@ -9,6 +9,7 @@
 //	tapbridge up --bridge BR --vm ID [--nics N] [--cpus C] [--queue-size Q]
 //	    [--hypervisor cloud-hypervisor|firecracker|qemu] [--mac MAC ...]
 //	    [--gc-grace DURATION] [--netns NAME|PATH] [--root DIR] [--json]
+//	    [--print cloud-hypervisor|firecracker|qemu|libvirt]
 //	tapbridge down --vm ID [--vm ID ...] [--netns NAME|PATH] [--root DIR]
 //	tapbridge ls [--bridge BR] [--netns NAME|PATH] [--root DIR] [--json]
 //	tapbridge verify --vm ID [--bridge BR] [--hypervisor H] [--netns NAME|PATH] [--root DIR]

@@ -11,6 +11,11 @@
 // the lease file and traffic in the TAP's counters. `tapbridge down` must then
 // leave no TAP behind.
 //
+// TestE2ELibvirt boots the same guest under libvirt (libvirtd 9.0 of its
+// own, in the case's namespace and a private mount namespace, stopped by
+// pid), from the <interface> element package launch renders; TestE2E's
+// QEMU command line takes its network arguments from package launch too.
+//
 // The guest kernel and busybox come from the Debian archive through
 // `apt-get download` and are unpacked with `dpkg-deb -x` into a cache
 // (-e2e.cache), never installed. The initramfs is written in Go (newc

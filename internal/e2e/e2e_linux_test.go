@@ -18,7 +18,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tapbridge/tapbridge/config"
 	"github.com/tapbridge/tapbridge/internal/testutil"
+	"github.com/tapbridge/tapbridge/launch"
+	"github.com/tapbridge/tapbridge/types"
 )
 
 var (
@@ -133,8 +136,11 @@ func runCase(t *testing.T, rep *report, drv cli, g *guest, accel string, tc e2eC
 
 	console := filepath.Join(dir, "console.log")
 	t0 := time.Now()
-	qemu, err := startProc(t, "qemu", append([]string{"nsenter", "--net=" + nsPath, "--"},
-		qemuArgs(g, n, tc, accel, console)...)...)
+	argv, err := qemuArgs(g, n, tc, accel, console)
+	if err != nil {
+		rep.fatalf(t, "launch arguments: %v", err)
+	}
+	qemu, err := startProc(t, "qemu", append([]string{"nsenter", "--net=" + nsPath, "--"}, argv...)...)
 	if err != nil {
 		rep.fatalf(t, "%v", err)
 	}
@@ -338,10 +344,10 @@ func checkTAPAfter(t *testing.T, rep *report, ns int, n nic) {
 }
 
 // qemuArgs is the QEMU command line: a q35 machine whose only device besides
-// the serial port is virtio-net-pci on the TAP, opened the way a VMM opens
-// a tapbridge TAP (vnet_hdr, and queues=N for N > 1 pairs, which makes QEMU
-// open it multi-queue).
-func qemuArgs(g *guest, n nic, tc e2eCase, accel, console string) []string {
+// the serial port is virtio-net-pci on the TAP, with the -netdev and -device
+// arguments package launch renders for the record and the qemu profile (no
+// hand-written network arguments: a wrong snippet fails this test).
+func qemuArgs(g *guest, n nic, tc e2eCase, accel, console string) ([]string, error) {
 	args := []string{
 		"qemu-system-x86_64",
 		"-nodefaults", "-no-user-config", "-display", "none",
@@ -354,15 +360,18 @@ func qemuArgs(g *guest, n nic, tc e2eCase, accel, console string) []string {
 	if accel == "kvm" {
 		args = append(args, "-cpu", "host")
 	}
-	netdev := "tap,id=n0,ifname=" + n.Tap + ",script=no,downscript=no,vnet_hdr=on"
-	dev := "virtio-net-pci,netdev=n0,mac=" + n.Mac
-	if pairs := n.NumQueues / 2; pairs > 1 {
-		// 2 vectors per queue pair, one for config changes, one for the
-		// control queue (QEMU docs/system/.../virtio-net multiqueue).
-		netdev += ",queues=" + strconv.Itoa(pairs)
-		dev += ",mq=on,vectors=" + strconv.Itoa(2*pairs+2)
+	// No /dev/vhost-net here: vhost=off says so rather than letting QEMU
+	// probe.
+	net, err := launch.QEMUArgs(launch.NIC{Config: n.record(), ID: "n0"}, &launch.Options{Profile: config.QEMU, VhostOff: true})
+	if err != nil {
+		return nil, err
 	}
-	return append(args, "-netdev", netdev, "-device", dev)
+	return append(args, net...), nil
+}
+
+// record is the NIC as the library's type.
+func (n nic) record() *types.NetworkConfig {
+	return &types.NetworkConfig{Tap: n.Tap, Mac: n.Mac, NumQueues: n.NumQueues, QueueSize: n.QueueSize, Backend: n.Backend, BridgeDev: n.BridgeDev}
 }
 
 // markers are the E2E-* lines of a guest console.

@@ -498,6 +498,9 @@ else
 fi
 read up _ </proc/uptime
 echo "E2E-DONE uptime=${up}s"
+# e2e_hold=N on the kernel command line (an environment variable of init)
+# keeps the guest up N seconds more, for a test that ends it itself.
+[ -n "$e2e_hold" ] && sleep "$e2e_hold"
 poweroff -f
 `
 
