@@ -41,7 +41,10 @@ func bootGuest(t *testing.T, rep *report, h *evpnHost, g *guest, accel string, n
 	if o.mac != "" {
 		n.Mac = o.mac
 	}
-	args := qemuArgs(g, n, e2eCase{cpus: 1}, accel, console)
+	args, err := qemuArgs(g, n, e2eCase{cpus: 1}, accel, console)
+	if err != nil {
+		rep.fatalf(t, "%v", err)
+	}
 	for i := range args {
 		if args[i] == "-append" && o.cmdline != "" {
 			args[i+1] += " " + o.cmdline

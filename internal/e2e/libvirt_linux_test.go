@@ -295,7 +295,7 @@ func startLibvirtd(t *testing.T, rep *report, netNS int, dir string) *libvirtd {
 		if err != nil {
 			rep.fatalf(t, "%v", err)
 		}
-		if !hasEntry(b, "libvirt-qemu") {
+		if !hasPasswdEntry(b, "libvirt-qemu") {
 			line := "libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n"
 			if name == "group" {
 				line = "libvirt-qemu:x:64055:\n"
@@ -401,7 +401,7 @@ func privateMounts(binds map[string]string, tmpfs []string) (int, error) {
 	return r.fd, r.err
 }
 
-func hasEntry(b []byte, name string) bool {
+func hasPasswdEntry(b []byte, name string) bool {
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, name+":") {
 			return true
