@@ -35,6 +35,9 @@ type item struct {
 // a copy of the target if it is a return, else an unconditional jump (32-bit
 // offset). Stubs lengthen the program, which can push other jumps out of
 // reach, so assembly repeats until no new stub is needed.
+// notRet fills the positions of jumps in a layout.
+var notRet = cbpf.Stmt(cbpf.JMP|cbpf.JA, 0)
+
 type asm struct {
 	items  []item
 	labels int
@@ -98,11 +101,11 @@ func (a *asm) assemble() ([]cbpf.Insn, error) {
 }
 
 // layout places every item: pos[i] is the position of item i, at[p] the
-// item at position p (for plain instructions), labelPos[l] the position a
+// instruction at position p (notRet for jumps and stubs), labelPos[l] the position a
 // label marks.
-func (a *asm) layout() (pos []int, at map[int]cbpf.Insn, labelPos []int, err error) {
+func (a *asm) layout() (pos []int, at []cbpf.Insn, labelPos []int, err error) {
 	pos = make([]int, len(a.items))
-	at = make(map[int]cbpf.Insn)
+	at = make([]cbpf.Insn, 0, len(a.items)+len(a.items)/2)
 	labelPos = make([]int, a.labels)
 	for i := range labelPos {
 		labelPos[i] = -1
@@ -117,11 +120,12 @@ func (a *asm) layout() (pos []int, at map[int]cbpf.Insn, labelPos []int, err err
 			}
 			labelPos[it.t] = p
 		case kindInsn:
-			at[p] = it.insn
+			at = append(at, it.insn)
 			p++
-		case kindJA:
-			p++
-		case kindCond:
+		case kindJA, kindCond:
+			for range 1 + stubs(it) {
+				at = append(at, notRet)
+			}
 			p += 1 + stubs(it)
 		}
 	}
@@ -155,12 +159,12 @@ func (a *asm) target(l label, p int, it item, labelPos []int) (int, error) {
 	return t, nil
 }
 
-func (a *asm) emit(pos []int, at map[int]cbpf.Insn, labelPos []int) ([]cbpf.Insn, error) {
-	var prog []cbpf.Insn
+func (a *asm) emit(pos []int, at []cbpf.Insn, labelPos []int) ([]cbpf.Insn, error) {
+	prog := make([]cbpf.Insn, 0, len(at))
 	// jumpTo returns a jump from the current end of prog to position t, or
 	// a copy of the return instruction found there.
 	jumpTo := func(t int) cbpf.Insn {
-		if in, ok := at[t]; ok && in.Op&0x07 == cbpf.RET {
+		if in := at[t]; in.Op&0x07 == cbpf.RET {
 			return in
 		}
 		return cbpf.Stmt(cbpf.JMP|cbpf.JA, uint32(t-len(prog)-1))

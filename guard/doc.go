@@ -134,8 +134,10 @@
 // are unrolled, and jumps beyond the 8-bit conditional range go through
 // stubs. A program is about 650 instructions without bound addresses,
 // 860 with MaxAddrs IPv4 addresses and 1,670 with MaxAddrs IPv6 addresses
-// (TestProgramSize), well under BPF_MAXINSNS (4096). The instructions a
-// frame executes are a few dozen: the checks of its own protocol only.
+// (TestProgramSize), well under BPF_MAXINSNS (4096). A frame runs only the
+// checks of its own protocol: a few dozen instructions for most frames,
+// about 170 at most in the tests (a chain of MaxExtHeaders headers, or
+// MaxNDOptions options; TestRecordUnreachable logs it).
 //
 // # Concurrency
 //

@@ -157,11 +157,12 @@ func TestDecodeErrors(t *testing.T) {
 
 // TestRecordUnreachable runs every generated program on a spread of frames
 // and checks no path reaches the record: a frame's path must end at a
-// return before it.
+// return before it. It logs the longest path, the cost per frame.
 func TestRecordUnreachable(t *testing.T) {
 	for _, pc := range policies() {
 		prog := toCBPF(mustProgram(t, &pc.p))
 		recordStart := len(prog) - int(prog[len(prog)-2].K)
+		longest := 0
 		for _, c := range cases() {
 			data, meta, ok := cbpf.Ingress(c.frame, tapMAC)
 			if !ok {
@@ -171,6 +172,8 @@ func TestRecordUnreachable(t *testing.T) {
 			if err != nil || path[len(path)-1] >= recordStart {
 				t.Errorf("%s: %s: path ends at %d, record starts at %d (%v)", pc.name, c.name, path[len(path)-1], recordStart, err)
 			}
+			longest = max(longest, len(path))
 		}
+		t.Logf("%s: %d instructions, the longest path of the table runs %d", pc.name, len(prog), longest)
 	}
 }
