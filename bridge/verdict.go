@@ -36,12 +36,11 @@ type found struct {
 // alternative name.
 type probeVerdict int
 
+// The zero verdict is none: judgeProbe returns it only with an error.
 const (
-	// probeCreate: nothing is there; make a TAP.
-	probeCreate probeVerdict = iota
 	// probeAdopt: this VM's TAP with the flags the request needs: repair
 	// it in place.
-	probeAdopt
+	probeAdopt probeVerdict = iota + 1
 	// probeReplace: this VM's TAP, but doomed (its Delete is not done) or
 	// made with other flags (another profile or CPU count, persistent vs
 	// handed off), and idle: delete it first, then make a new one.

@@ -30,7 +30,6 @@ var (
 	routerLL  = netip.MustParseAddr("fe80::1")
 	unspec6   = netip.IPv6Unspecified()
 	guestSN   = f.SolicitedNode(guestLL)
-	otherSN6  = f.SolicitedNode(other6)
 	nonce     = [6]byte{1, 2, 3, 4, 5, 6}
 	routerOpt = []byte{0x94, 0x04, 0x00, 0x00} // IPv4 Router Alert option
 )

@@ -53,10 +53,6 @@ const (
 	// return value is the action (TC_ACT_*), not a class id.
 	tcaBPFFlagActDirect = 1
 
-	// ntfSticky is NTF_STICKY: an FDB entry that never moves to another
-	// port on its own.
-	ntfSticky = 0x40
-
 	// in6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE: no link-local address.
 	in6AddrGenModeNone = 1
 )
