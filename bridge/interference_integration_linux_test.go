@@ -260,7 +260,7 @@ func TestIntegrationHostileInput(t *testing.T) {
 		}
 		checkFDs(t, fds, "New of a bridge in another namespace")
 		if after := f.links(t); !maps.EqualFunc(after, before, sameLink) {
-			t.Errorf("links after = %v, want %v unchanged", slices.Sorted(maps.Keys(after)), slices.Sorted(maps.Keys(before)))
+			t.Errorf("links changed:\n%s", linksDiff(before, after))
 		}
 		if after := testutil.IPLinks(t, ns2); !maps.EqualFunc(after, before2, sameLink) {
 			t.Errorf("the other namespace's links changed: %v, want %v", slices.Sorted(maps.Keys(after)), slices.Sorted(maps.Keys(before2)))
@@ -321,7 +321,7 @@ func TestIntegrationHostileInput(t *testing.T) {
 		}
 		checkFDs(t, fds, "calls with hostile IDs")
 		if after := f.links(t); !maps.EqualFunc(after, before, sameLink) {
-			t.Errorf("links after = %v, want %v unchanged", slices.Sorted(maps.Keys(after)), slices.Sorted(maps.Keys(before)))
+			t.Errorf("links changed:\n%s", linksDiff(before, after))
 		}
 		if err := f.b.Verify(ctx, "vm-keep"); err != nil {
 			t.Errorf("Verify(vm-keep) = %v, want nil", err)
@@ -367,6 +367,26 @@ func TestIntegrationHostileInput(t *testing.T) {
 
 // sameLink reports whether two iproute2 views of a link are the same device
 // in the same state, timers aside.
+// linksDiff names the links that differ between two snapshots, with both
+// states.
+func linksDiff(before, after map[string]*testutil.IPLink) string {
+	var b strings.Builder
+	names := slices.AppendSeq(slices.Collect(maps.Keys(before)), maps.Keys(after))
+	slices.Sort(names)
+	for _, k := range slices.Compact(names) {
+		x, y := before[k], after[k]
+		switch {
+		case x == nil:
+			fmt.Fprintf(&b, "%s: appeared: %s\n", k, foreignState(y))
+		case y == nil:
+			fmt.Fprintf(&b, "%s: vanished: %s\n", k, foreignState(x))
+		case !sameLink(x, y):
+			fmt.Fprintf(&b, "%s:\n  before %s\n  after  %s\n", k, foreignState(x), foreignState(y))
+		}
+	}
+	return b.String()
+}
+
 func sameLink(a, b *testutil.IPLink) bool {
 	return a.Index == b.Index && foreignState(a) == foreignState(b)
 }
