@@ -76,11 +76,13 @@ func Open(path string) (int, error) {
 // New makes a network namespace and returns an fd of it, close-on-exec;
 // the caller owns the fd. The namespace lives while the fd (or a socket or
 // device in it) is open. unshare acts on the calling thread, so it runs on
-// a goroutine whose OS thread is locked and never unlocked: the runtime
-// destroys the thread when the goroutine returns, and no other goroutine
-// ever runs in the namespace (jsimonetti/rtnetlink
-// internal/testutils/netns.go). It fails with an error satisfying
-// errors.Is(err, os.ErrPermission) without CAP_SYS_ADMIN.
+// a fresh goroutine with its OS thread locked, which then switches back to
+// the namespace it came from before it unlocks; if it cannot, it stays
+// locked and the runtime destroys the thread. Switching back matters even
+// so: a goroutine that lands on the main thread cannot have that thread
+// destroyed (the runtime wedges it instead), and the main thread would hold
+// the namespace for the life of the process. It fails with an error
+// satisfying errors.Is(err, os.ErrPermission) without CAP_SYS_ADMIN.
 func New() (int, error) {
 	type result struct {
 		fd  int
@@ -88,18 +90,40 @@ func New() (int, error) {
 	}
 	c := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: see above
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			c <- result{-1, os.NewSyscallError("unshare", err)}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			c <- result{-1, &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}}
-			return
-		}
-		c <- result{fd, nil}
+		fd, err := unshareLocked()
+		c <- result{fd, err}
 	}()
 	r := <-c
 	return r.fd, r.err
+}
+
+// unshareLocked must run on its own goroutine, as doLocked.
+func unshareLocked() (int, error) {
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return -1, &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
+	}
+	defer unix.Close(orig)
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return -1, os.NewSyscallError("unshare", err)
+	}
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		err = &os.PathError{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
+	}
+	if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
+		// Keep the thread locked: the runtime discards it with the goroutine.
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return -1, errors.Join(err, fmt.Errorf("restore network namespace: %w", os.NewSyscallError("setns", rerr)))
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		return -1, err
+	}
+	return fd, nil
 }
