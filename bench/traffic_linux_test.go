@@ -2,8 +2,8 @@ package bench_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
