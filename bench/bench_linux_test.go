@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/tapbridge/tapbridge/bridge"
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/internal/testutil"
 	"github.com/tapbridge/tapbridge/types"
 )
@@ -147,20 +149,32 @@ type contender interface {
 
 // contenderOpts selects a contender and its shape.
 type contenderOpts struct {
-	impl  string // tapbridge, tapbridge-sync, floor, floor-sync, orig, ip
+	// impl is one of tapbridge (the default Bridge: guard l2, unbound
+	// NICs, Delete in the background), tapbridge-sync (Config.SyncDelete),
+	// tapbridge-bound (l2 with an IPv4 address bound to every NIC from its
+	// record), guardoff (guard off), reaper (StartReaper called), floor,
+	// floor-sync, thin (the thin floor), orig, ip.
+	impl  string
 	nics  int
 	cpu   int
 	grace time.Duration // tapbridge GC grace period; 0: default
+	sync  bool          // tapbridge variants: SyncDelete whatever impl says
 }
 
-func (o contenderOpts) async() bool { return o.impl == "tapbridge" || o.impl == "floor" }
+func (o contenderOpts) async() bool {
+	switch o.impl {
+	case "tapbridge", "tapbridge-bound", "guardoff", "reaper", "floor":
+		return true
+	}
+	return strings.HasPrefix(o.impl, "thin")
+}
 
-// newContender builds the contender in e. For orig and floor it moves the
-// calling goroutine's thread into e's namespace (see enterNS).
+// newContender builds the contender in e. For orig, floor and thin it
+// moves the calling goroutine's thread into e's namespace (see enterNS).
 func newContender(b *testing.B, e *env, o contenderOpts) contender {
 	b.Helper()
 	switch o.impl {
-	case "tapbridge", "tapbridge-sync":
+	case "tapbridge", "tapbridge-sync", "tapbridge-bound", "guardoff", "reaper":
 		return newTapbridge(b, e, o)
 	case "floor", "floor-sync":
 		enterNS(b, e)
@@ -168,6 +182,11 @@ func newContender(b *testing.B, e *env, o contenderOpts) contender {
 	case "orig":
 		enterNS(b, e)
 		return newOrig(b, e, o)
+	default:
+		if strings.HasPrefix(o.impl, "thin") {
+			enterNS(b, e)
+			return newFloor(b, e, o)
+		}
 	case "ip":
 		return newIP(b, e, o)
 	}
@@ -177,17 +196,24 @@ func newContender(b *testing.B, e *env, o contenderOpts) contender {
 
 // tapbridgeC is the library.
 type tapbridgeC struct {
-	br   *bridge.Bridge
-	nics int
-	cfg  *types.VMConfig
+	br    *bridge.Bridge
+	nics  int
+	cfg   *types.VMConfig
+	bound bool   // give every NIC a record with a MAC and a bound IPv4 address
+	seq   uint32 // for bound: MACs and addresses
 }
 
 func newTapbridge(b *testing.B, e *env, o contenderOpts) *tapbridgeC {
 	b.Helper()
 	b.ReportAllocs()
 	// tapbridge is the default Bridge (Delete in the background, no
-	// StartReaper); tapbridge-sync sets SyncDelete.
-	br, err := bridge.New(&config.Config{RootDir: b.TempDir(), NetnsPath: e.nsPath, GCGrace: o.grace, SyncDelete: !o.async()}, bridgeDev)
+	// StartReaper); tapbridge-sync sets SyncDelete; guardoff turns the
+	// guard off.
+	conf := &config.Config{RootDir: b.TempDir(), NetnsPath: e.nsPath, GCGrace: o.grace, SyncDelete: o.sync || !o.async()}
+	if o.impl == "guardoff" {
+		conf.Guard = guard.ModeOff
+	}
+	br, err := bridge.New(conf, bridgeDev)
 	if err != nil {
 		b.Fatalf("bridge.New = %v", err)
 	}
@@ -196,11 +222,30 @@ func newTapbridge(b *testing.B, e *env, o contenderOpts) *tapbridgeC {
 			b.Errorf("Bridge.Close = %v", err)
 		}
 	})
-	return &tapbridgeC{br: br, nics: o.nics, cfg: &types.VMConfig{CPU: o.cpu}}
+	if o.impl == "reaper" {
+		br.StartReaper()
+	}
+	return &tapbridgeC{br: br, nics: o.nics, cfg: &types.VMConfig{CPU: o.cpu}, bound: o.impl == "tapbridge-bound"}
 }
 
 func (t *tapbridgeC) config(id string) error {
-	_, err := t.br.Config(context.Background(), id, t.nics, t.cfg)
+	if !t.bound {
+		_, err := t.br.Config(context.Background(), id, t.nics, t.cfg)
+		return err
+	}
+	recs := make([]*types.NetworkConfig, t.nics)
+	for i := range recs {
+		t.seq++
+		s := t.seq
+		recs[i] = &types.NetworkConfig{
+			Mac: net.HardwareAddr{0x02, 0xbb, byte(s >> 24), byte(s >> 16), byte(s >> 8), byte(s)}.String(),
+			Network: &types.Network{
+				IP:      fmt.Sprintf("10.%d.%d.%d", byte(s>>16), byte(s>>8), byte(s)),
+				Gateway: "10.255.255.254", Prefix: 8,
+			},
+		}
+	}
+	_, err := t.br.Config(context.Background(), id, t.nics, t.cfg, recs...)
 	return err
 }
 
@@ -221,12 +266,20 @@ func (t *tapbridgeC) purge(ids []string) error {
 // generation off, master, up), the alternative name, learning off and the
 // guest's static FDB entry, each acknowledged before the next; delete by
 // ifindex, or (async) retire into a group that a reaper deletes.
+//
+// With thin set it is the thin floor (issue 13): bare syscalls doing less
+// than tapbridge. Per NIC: open, TUNSETIFF, TUNSETPERSIST, close, a noqueue
+// root, one RTM_NEWLINK with master, MTU, txqueuelen and up, learning off;
+// nothing else (no owner tag, alternative name, host MAC, address
+// generation, FDB entry or guard). It deletes as the async floor does.
 type floorC struct {
 	e      *env
 	conn   *floor.Conn
 	reaper *floor.Reaper // nil: synchronous deletes
 	nics   int
 	mq     bool
+	thin   bool
+	steps  map[string]bool // thin+STEP+STEP...: the thin floor plus these steps
 	links  map[string][]uint32
 	seq    uint32
 	alias  string
@@ -244,6 +297,15 @@ func newFloor(b *testing.B, e *env, o contenderOpts) *floorC {
 		// An owner tag as long as tapbridge's.
 		alias: "tb1 i=0123456789abcdef v=00000000 n=0/1 m=02:00:00:00:00:00 q=4/512 c=1700000000000",
 	}
+	if name, steps, ok := strings.Cut(o.impl, "+"); name == "thin" {
+		f.thin = true
+		if ok {
+			f.steps = make(map[string]bool)
+			for _, s := range strings.Split(steps, "+") {
+				f.steps[s] = true
+			}
+		}
+	}
 	if o.async() {
 		rc, err := floor.Dial()
 		if err != nil {
@@ -259,6 +321,14 @@ func (f *floorC) config(id string) error {
 	idx := make([]uint32, 0, f.nics)
 	for nic := range f.nics {
 		name := tapName(id, nic)
+		if f.thin {
+			i, err := f.configThin(id, nic)
+			if err != nil {
+				return err
+			}
+			idx = append(idx, i)
+			continue
+		}
 		if err := floor.CreateTAP(name, f.mq); err != nil {
 			return err
 		}
@@ -272,10 +342,10 @@ func (f *floorC) config(id string) error {
 		if err := f.conn.SetNoQueue(i); err != nil {
 			return err
 		}
-		if err := f.conn.Setup(i, &floor.Setup{MTU: f.e.mtu, TxQLen: txQueueLen, Address: mac, Alias: f.alias, Master: f.e.br}); err != nil {
+		if err := f.conn.Setup(i, &floor.Setup{MTU: f.e.mtu, TxQLen: txQueueLen, Address: mac, Alias: f.alias, AddrGenOff: true, Master: f.e.br}); err != nil {
 			return err
 		}
-		if err := f.conn.AddAltName(i, "tb.01234567."+strconv.Itoa(nic)+"."+id); err != nil {
+		if err := f.conn.AddAltName(i, f.altName(id, nic)); err != nil {
 			return err
 		}
 		if err := f.conn.SetLearning(i, false); err != nil {
@@ -288,6 +358,99 @@ func (f *floorC) config(id string) error {
 	}
 	f.links[id] = idx
 	return nil
+}
+
+func (f *floorC) altName(id string, nic int) string {
+	return "tb.01234567." + strconv.Itoa(nic) + "." + id
+}
+
+// configThin makes NIC nic of VM id the thin floor's way, plus the steps
+// of f.steps (see BenchmarkConfigSteps), and returns its ifindex.
+func (f *floorC) configThin(id string, nic int) (uint32, error) {
+	st := f.steps
+	name := tapName(id, nic)
+	if st["probe"] {
+		// The look-up of an existing TAP by alternative name.
+		if err := f.conn.ProbeAltName(f.altName(id, nic)); !errors.Is(err, unix.ENODEV) {
+			return 0, fmt.Errorf("probe %s = %v, want ENODEV", name, err)
+		}
+	}
+	fd, err := floor.OpenTAP(name, f.mq)
+	if err != nil {
+		return 0, err
+	}
+	if !st["upopen"] {
+		unix.Close(fd)
+		fd = -1
+	}
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}()
+	i, err := f.conn.Index(name)
+	if err != nil {
+		return 0, err
+	}
+	f.seq++
+	seq := f.seq
+	guest := net.HardwareAddr{0x02, 0, byte(seq >> 24), byte(seq >> 16), byte(seq >> 8), byte(seq)}
+	if err := f.conn.SetNoQueue(i); err != nil {
+		return 0, err
+	}
+	if st["guard"] {
+		prog, err := guard.Program(&guard.Policy{Mode: guard.ModeL2, MAC: [6]byte(guest)})
+		if err != nil {
+			return 0, err
+		}
+		insns := make([]floor.Insn, len(prog))
+		for j, in := range prog {
+			insns[j] = floor.Insn{Op: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+		}
+		if err := f.conn.SetGuard(i, insns); err != nil {
+			return 0, err
+		}
+	}
+	s := &floor.Setup{MTU: f.e.mtu, TxQLen: txQueueLen, Master: f.e.br, Down: st["upsplit"], AddrGenOff: st["addrgen"]}
+	if st["mac"] {
+		s.Address = net.HardwareAddr{0xfe, 0, byte(seq >> 24), byte(seq >> 16), byte(seq >> 8), byte(seq)}
+	}
+	if st["alias"] {
+		s.Alias = f.alias
+	}
+	if err := f.conn.Setup(i, s); err != nil {
+		return 0, err
+	}
+	if st["altname"] {
+		if err := f.conn.AddAltName(i, f.altName(id, nic)); err != nil {
+			return 0, err
+		}
+	}
+	if st["locked"] {
+		err = f.conn.SetPortGuarded(i)
+	} else {
+		err = f.conn.SetLearning(i, false)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if st["fdb"] {
+		if err := f.conn.AddFDB(i, guest); err != nil {
+			return 0, err
+		}
+	}
+	if st["upopen"] {
+		// Close with the port up: the carrier goes, and the bridge
+		// disables the port.
+		unix.Close(fd)
+		fd = -1
+	}
+	if st["upsplit"] {
+		if err := f.conn.SetUp(i); err != nil {
+			return 0, err
+		}
+	}
+	return i, nil
 }
 
 func (f *floorC) del(ids []string) error {

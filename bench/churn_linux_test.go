@@ -10,16 +10,25 @@ import (
 // original's multi-queue TAPs cost about 96 MB each (8 VMs of 4 NICs: 3 GB).
 const churnLive = 8
 
-// BenchmarkChurn creates and deletes multi-queue VMs (2 vCPUs) in steady
-// state: each iteration creates a VM and deletes the oldest of churnLive.
-// It reports VMs/s, counting the time to finish asynchronous deletions.
-// tapbridge and floor delete asynchronously (group reaper); the -sync
-// variants, orig and ip delete on the caller's path.
+// BenchmarkChurn creates and deletes VMs in steady state: each iteration
+// creates a VM and deletes the oldest of churnLive. It reports VMs/s,
+// counting the time to finish asynchronous deletions. tapbridge (the
+// default Delete, no StartReaper), tapbridge-bound, guardoff, reaper
+// (StartReaper called), floor and thin delete asynchronously (group
+// reaper); the -sync variants, orig and ip delete on the caller's path.
+// Multi-queue (2 vCPUs) for 1 and 4 NICs, and single-queue for 1 NIC.
 func BenchmarkChurn(b *testing.B) {
-	for _, nics := range []int{1, 4} {
-		for _, impl := range []string{"tapbridge", "tapbridge-sync", "floor", "floor-sync", "orig", "ip"} {
-			b.Run(fmt.Sprintf("nics=%d/cpu=2/impl=%s", nics, impl), func(b *testing.B) {
-				benchChurn(b, contenderOpts{impl: impl, nics: nics, cpu: 2})
+	for _, g := range []struct {
+		nics, cpu int
+		impls     []string
+	}{
+		{1, 1, []string{"tapbridge", "tapbridge-bound", "guardoff", "thin", "floor"}},
+		{1, 2, []string{"tapbridge", "tapbridge-sync", "tapbridge-bound", "guardoff", "reaper", "thin", "floor", "floor-sync", "orig", "ip"}},
+		{4, 2, []string{"tapbridge", "tapbridge-sync", "guardoff", "thin", "floor", "floor-sync", "orig", "ip"}},
+	} {
+		for _, impl := range g.impls {
+			b.Run(fmt.Sprintf("nics=%d/cpu=%d/impl=%s", g.nics, g.cpu, impl), func(b *testing.B) {
+				benchChurn(b, contenderOpts{impl: impl, nics: g.nics, cpu: g.cpu})
 			})
 		}
 	}

@@ -9,11 +9,13 @@ import (
 // BenchmarkConfig measures one Config (all NICs of a VM created, on the
 // bridge and up) at a time: p50-ms and p99-ms over every call, and
 // allocs/op for tapbridge. Deletion happens outside the timed region, in
-// batches.
+// batches. tapbridge (guard l2, unbound), tapbridge-bound (l2, an address
+// bound to each NIC) and guardoff (guard off) compare the guard's cost;
+// thin and floor are the thin and the full floor.
 func BenchmarkConfig(b *testing.B) {
 	for _, nics := range []int{1, 4} {
 		for _, cpu := range []int{1, 2} {
-			for _, impl := range []string{"tapbridge", "floor", "orig", "ip"} {
+			for _, impl := range []string{"tapbridge", "tapbridge-bound", "guardoff", "thin", "floor", "orig", "ip"} {
 				b.Run(fmt.Sprintf("nics=%d/cpu=%d/impl=%s", nics, cpu, impl), func(b *testing.B) {
 					benchConfig(b, contenderOpts{impl: impl, nics: nics, cpu: cpu})
 				})
@@ -24,9 +26,7 @@ func BenchmarkConfig(b *testing.B) {
 
 func benchConfig(b *testing.B, o contenderOpts) {
 	e := newEnv(b)
-	if o.impl == "tapbridge" {
-		o.impl = "tapbridge-sync" // deletions are batched outside the timed region
-	}
+	o.sync = true // tapbridge variants: deletions are batched outside the timed region
 	c := newContender(b, e, o)
 	batch := 64
 	if defaultQdisc(o.impl) && o.cpu > 1 {

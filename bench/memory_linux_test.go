@@ -14,9 +14,10 @@ import (
 // brought up by the contender, divided by their number, in MiB/TAP (the
 // median over iterations). The original's default qdisc costs about 96 MB
 // per TAP, so orig and ip make few; the noqueue contenders make many, for a
-// signal well above the noise of other processes.
+// signal well above the noise of other processes. guardoff is tapbridge
+// without the guard (its clsact qdisc and filter), thin the thin floor.
 func BenchmarkTAPMemory(b *testing.B) {
-	for _, impl := range []string{"tapbridge", "floor", "orig", "ip"} {
+	for _, impl := range []string{"tapbridge", "guardoff", "thin", "floor", "orig", "ip"} {
 		n := 400
 		if defaultQdisc(impl) {
 			n = 20
@@ -29,9 +30,7 @@ func BenchmarkTAPMemory(b *testing.B) {
 
 func benchMemory(b *testing.B, o contenderOpts, n int) {
 	e := newEnv(b)
-	if o.impl == "tapbridge" {
-		o.impl = "tapbridge-sync"
-	}
+	o.sync = true
 	c := newContender(b, e, o)
 	var perTAP []float64
 	next := 0

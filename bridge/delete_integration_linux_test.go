@@ -400,3 +400,29 @@ func TestIntegrationDeleteDoomsAtOnce(t *testing.T) {
 	f.checkNoTAPs(t, "vm-b")
 	f.checkLinks(t, []string{"lo", testBridge, recs["vm-c"].Tap})
 }
+
+func TestIntegrationDeleteDoomsTAPOffBridge(t *testing.T) {
+	// A TAP someone took off the bridge is no bridge port: the kernel
+	// refuses port settings on it, and Delete must still doom it (move it
+	// into the reserved group) and not fail.
+	f := newFixture(t, &config.Config{ReapInterval: time.Hour, ReapBatch: 1 << 20})
+	ctx := t.Context()
+	recs := f.config(t, "vm-a", 2, nil)
+	f.ip(t, "link", "set", recs[1].Tap, "nomaster")
+	if got, err := f.b.Delete(ctx, []string{"vm-a"}); err != nil || !slices.Equal(got, []string{"vm-a"}) {
+		t.Fatalf("Delete(vm-a) = %q, %v; want [vm-a], nil", got, err)
+	}
+	want := strconv.FormatUint(uint64(f.b.group), 10)
+	for _, r := range recs {
+		if l := f.link(t, r.Tap); l.Group != want {
+			t.Errorf("TAP %s after Delete is in group %s, want the reserved group %s", r.Tap, l.Group, want)
+		}
+	}
+	if p := f.ports(t)[recs[0].Tap]; p == nil || !p.Locked || p.Flood {
+		t.Errorf("port %s after Delete = %+v, want locked without flooding", recs[0].Tap, p)
+	}
+	if err := f.b.Flush(ctx); err != nil {
+		t.Fatalf("Flush() = %v", err)
+	}
+	f.checkNoTAPs(t, "vm-a")
+}

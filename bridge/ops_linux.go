@@ -113,14 +113,16 @@ func (o *ops) deleteNow(ctx context.Context, indexes []uint32) error {
 
 // doom makes the TAPs of refs carry no traffic and moves them into the
 // instance's reserved group, where the background deletion, a Config of
-// their VM or GC deletes them. Per TAP, one message locks the bridge port
-// and turns its flooding off (so that without an FDB entry nothing reaches
-// it or leaves it) and moves it into the group, and a second removes its
+// their VM or GC deletes them. Per TAP, one message locks the bridge port,
+// turns its flooding off (so that without an FDB entry nothing reaches it
+// or leaves it) and moves it into the group, and a second removes its
 // guest MAC's static FDB entry (so that a control plane reading the FDB,
 // FRR's zebra for one, withdraws the MAC at once). Neither waits for an
-// RCU grace period. Links already gone count as doomed; a TAP that is no
-// longer a bridge port (someone took it off) carries no bridge traffic and
-// is only moved into the group.
+// RCU grace period. Links already gone count as doomed. A TAP that is no
+// longer a bridge port (someone took it off) carries no bridge traffic:
+// the kernel refuses the port settings with EOPNOTSUPP and applies
+// nothing of that message, so it is only moved into the group, in a
+// second batch that the usual case never needs.
 func (o *ops) doom(ctx context.Context, refs []nicRef) error {
 	if len(refs) == 0 {
 		return nil
@@ -129,23 +131,27 @@ func (o *ops) doom(ctx context.Context, refs []nicRef) error {
 	on, off := true, false
 	port := rtnl.BridgePort{Locked: &on, UnicastFlood: &off, McastFlood: &off, BcastFlood: &off}
 	for _, r := range refs {
-		batch.SetLink(&rtnl.LinkChange{Index: r.index, Group: &o.group})
-		batch.SetBridgePort(r.index, &port)
+		batch.SetLink(&rtnl.LinkChange{Index: r.index, Group: &o.group, Port: &port})
 		batch.DelFDB(r.index, net.HardwareAddr(r.mac[:]))
 	}
 	res, _ := o.conn.Exec(ctx, &batch)
 	var errs []error
-	for i := range refs {
-		mark, port, fdb := res[3*i], res[3*i+1], res[3*i+2]
+	var loose rtnl.Batch // TAPs off the bridge: the group move alone
+	for i, r := range refs {
+		mark, fdb := res[2*i], res[2*i+1]
 		switch {
 		case errors.Is(mark, unix.ENODEV):
+		case errors.Is(mark, unix.EOPNOTSUPP):
+			loose.SetLink(&rtnl.LinkChange{Index: r.index, Group: &o.group})
 		case mark != nil:
 			errs = append(errs, mark)
-		case port != nil && !errors.Is(port, unix.EOPNOTSUPP) && !errors.Is(port, unix.ENODEV):
-			errs = append(errs, port)
-		case port == nil && fdb != nil && !errors.Is(fdb, unix.ENODEV):
+		case fdb != nil && !errors.Is(fdb, unix.ENODEV):
 			errs = append(errs, fdb)
 		}
+	}
+	if loose.Len() > 0 {
+		res, _ := o.conn.Exec(ctx, &loose)
+		errs = append(errs, realErrs(res))
 	}
 	return errors.Join(errs...)
 }

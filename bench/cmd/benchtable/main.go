@@ -41,7 +41,9 @@ func main() {
 func primary(impl string) bool { return impl == "tapbridge" || strings.HasPrefix(impl, "tapbridge-") }
 
 // higherBetter reports whether a larger value of unit is better.
-func higherBetter(unit string) bool { return strings.HasSuffix(unit, "/s") }
+func higherBetter(unit string) bool {
+	return strings.HasSuffix(unit, "/s") || strings.Contains(unit, "/s@") || strings.HasPrefix(unit, "rate-")
+}
 
 // shown reports whether unit gets a row in group g: every custom metric,
 // and allocs/op where the benchmark reports allocations per call.
@@ -71,17 +73,22 @@ func Ratio(unit string, t, base float64) (float64, bool) {
 	return base / t, true
 }
 
+// step reports whether impl is a step of BenchmarkConfigSteps (thin+X):
+// those get a table of their own, not a column.
+func step(impl string) bool { return strings.Contains(impl, "+") }
+
 // baselines returns the non-tapbridge impls in display order: orig, ip,
-// floor first, the others after them in order of appearance.
+// floor, thin, guardoff, reaper first, the others after them in order of
+// appearance; steps are left out.
 func baselines(res *Results) []string {
 	var out []string
-	for _, want := range []string{"orig", "ip", "floor"} {
+	for _, want := range []string{"orig", "ip", "floor", "thin", "guardoff", "reaper"} {
 		if slices.Contains(res.Impls, want) {
 			out = append(out, want)
 		}
 	}
 	for _, i := range res.Impls {
-		if !primary(i) && !slices.Contains(out, i) && i != "" {
+		if !primary(i) && !step(i) && !slices.Contains(out, i) && i != "" {
 			out = append(out, i)
 		}
 	}
@@ -132,15 +139,40 @@ func Render(w io.Writer, res *Results) {
 		}
 	}
 	tw.Flush()
+	renderSteps(w, res)
 
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "targets (DESIGN.md, Scale targets)")
+	fmt.Fprintln(w, "targets (DESIGN.md, Scale targets; issues 9, 10, 13)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range Targets {
 		got, verdict := t.Check(res)
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Text, got, verdict)
 	}
 	tw.Flush()
+}
+
+// renderSteps writes, for each BenchmarkConfigSteps group, every step's
+// Config p50 and p99 and what its p50 adds to the thin floor's.
+func renderSteps(w io.Writer, res *Results) {
+	for _, g := range res.Groups {
+		if !strings.HasPrefix(g.Name, "BenchmarkConfigSteps") {
+			continue
+		}
+		thin, ok := g.ByImp["thin"].Median("p50-ms")
+		if !ok {
+			continue
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "%s: the thin floor plus one step at a time (medians)\n", strings.TrimPrefix(g.Name, "Benchmark"))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "impl\tp50-ms\tp99-ms\tp50 over thin, ms")
+		for _, impl := range g.Impls {
+			p50, _ := g.ByImp[impl].Median("p50-ms")
+			p99, _ := g.ByImp[impl].Median("p99-ms")
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%+.3f\n", impl, num(p50), num(p99), p50-thin)
+		}
+		tw.Flush()
+	}
 }
 
 // rowName is the group name without "Benchmark", with the variant and unit.
@@ -194,7 +226,8 @@ type Target struct {
 	Impl  string // tapbridge's variant
 	Unit  string
 	// Base is the baseline impl for a ratio target, "" for an absolute
-	// one. A ratio target needs Ratio >= Min; an absolute one value <= Max.
+	// one. A ratio target needs Ratio >= Min; an absolute one value <= Max,
+	// or, when Max is 0, value >= Min.
 	Base string
 	Min  float64
 	Max  float64
@@ -214,6 +247,21 @@ var Targets = []Target{
 	{Text: "GC scan within 1.2x of the kernel-filtered floor", Group: "BenchmarkGCScan/taps=5000", Impl: "tapbridge", Unit: "ms/scan", Base: "floor", Min: 1 / 1.2},
 	{Text: "GC reclaim of 100 orphans >= 20x orig", Group: "BenchmarkGCReclaim/orphans=100", Impl: "tapbridge", Unit: "ms/reclaim", Base: "orig", Min: 20},
 	{Text: "GC reclaim of 1000 orphans >= 20x orig", Group: "BenchmarkGCReclaim/orphans=1000", Impl: "tapbridge", Unit: "ms/reclaim", Base: "orig", Min: 20},
+	{Text: "Config p50 <= 1.1x thin floor, 1-NIC single-queue (issue 13)", Group: "BenchmarkConfig/nics=1/cpu=1", Impl: "tapbridge", Unit: "p50-ms", Base: "thin", Min: 1 / 1.1},
+	{Text: "Config p50 <= 1.1x thin floor, 1-NIC multi-queue (issue 13)", Group: "BenchmarkConfig/nics=1/cpu=2", Impl: "tapbridge", Unit: "p50-ms", Base: "thin", Min: 1 / 1.1},
+	{Text: "Config p50 <= 1.1x thin floor, 4-NIC multi-queue (issue 13)", Group: "BenchmarkConfig/nics=4/cpu=2", Impl: "tapbridge", Unit: "p50-ms", Base: "thin", Min: 1 / 1.1},
+	{Text: "churn >= 0.9x thin floor async, 1-NIC single-queue (issue 13)", Group: "BenchmarkChurn/nics=1/cpu=1", Impl: "tapbridge", Unit: "VMs/s", Base: "thin", Min: 0.9},
+	{Text: "churn >= 0.9x thin floor async, 1-NIC multi-queue (issue 13)", Group: "BenchmarkChurn/nics=1/cpu=2", Impl: "tapbridge", Unit: "VMs/s", Base: "thin", Min: 0.9},
+	{Text: "churn >= 0.9x thin floor async, 4-NIC multi-queue (issue 13)", Group: "BenchmarkChurn/nics=4/cpu=2", Impl: "tapbridge", Unit: "VMs/s", Base: "thin", Min: 0.9},
+	{Text: "default Delete churn >= 0.9x reaper's, 1-NIC multi-queue (issue 10)", Group: "BenchmarkChurn/nics=1/cpu=2", Impl: "tapbridge", Unit: "VMs/s", Base: "reaper", Min: 0.9},
+	{Text: "guard l2 unbound: Config p50 <= 1.15x off, 1-NIC multi-queue (issue 9)", Group: "BenchmarkConfig/nics=1/cpu=2", Impl: "tapbridge", Unit: "p50-ms", Base: "guardoff", Min: 1 / 1.15},
+	{Text: "guard l2 bound: Config p50 <= 1.15x off, 1-NIC multi-queue (issue 9)", Group: "BenchmarkConfig/nics=1/cpu=2", Impl: "tapbridge-bound", Unit: "p50-ms", Base: "guardoff", Min: 1 / 1.15},
+	{Text: "guard l2 unbound: Config p99 <= 1.15x off, 1-NIC multi-queue (issue 9)", Group: "BenchmarkConfig/nics=1/cpu=2", Impl: "tapbridge", Unit: "p99-ms", Base: "guardoff", Min: 1 / 1.15},
+	{Text: "guard l2 unbound: churn >= 1/1.15x off, 1-NIC multi-queue (issue 9)", Group: "BenchmarkChurn/nics=1/cpu=2", Impl: "tapbridge", Unit: "VMs/s", Base: "guardoff", Min: 1 / 1.15},
+	{Text: "guard l2 bound: churn >= 1/1.15x off, 1-NIC multi-queue (issue 9)", Group: "BenchmarkChurn/nics=1/cpu=2", Impl: "tapbridge-bound", Unit: "VMs/s", Base: "guardoff", Min: 1 / 1.15},
+	{Text: "guard l2: guest pkts/s >= 0.95x off (issue 9)", Group: "BenchmarkGuestTraffic/frame=64", Impl: "tapbridge", Unit: "pkts/s", Base: "guardoff", Min: 0.95},
+	{Text: "scale: Config rate at 10,000 >= 0.9x at 1,000, single-queue (issue 13)", Group: "BenchmarkScale/vms=10000/cpu=1", Impl: "tapbridge", Unit: "rate-10k/1k", Min: 0.9},
+	{Text: "scale: Config rate at 10,000 >= 0.9x at 1,000, multi-queue (issue 13)", Group: "BenchmarkScale/vms=10000/cpu=2", Impl: "tapbridge", Unit: "rate-10k/1k", Min: 0.9},
 	{Text: "noqueue costs guests nothing (pkts/s >= 0.9x default qdisc; run-to-run noise ~10%)", Group: "BenchmarkGuestTraffic/frame=64", Impl: "tapbridge", Unit: "pkts/s", Base: "defaultqdisc", Min: 0.9},
 }
 
@@ -231,6 +279,9 @@ func (t Target) Check(res *Results) (got, verdict string) {
 	v, ok := g.ByImp[t.Impl].Median(t.Unit)
 	if !ok {
 		return "-", "not run"
+	}
+	if t.Base == "" && t.Max == 0 {
+		return fmt.Sprintf("%s %s, need >= %s", num(v), t.Unit, num(t.Min)), verdictOf(v >= t.Min)
 	}
 	if t.Base == "" {
 		return fmt.Sprintf("%s %s, need <= %s", num(v), t.Unit, num(t.Max)), verdictOf(v <= t.Max)

@@ -161,3 +161,39 @@ func TestRender(t *testing.T) {
 		t.Errorf("Render shows allocs/op outside Config:\n%s", out)
 	}
 }
+
+const stepsSample = `BenchmarkConfigSteps/nics=1/cpu=2/impl=thin-2      	 300	 1 ns/op	 0.50 p50-ms	 1.0 p99-ms
+BenchmarkConfigSteps/nics=1/cpu=2/impl=thin+guard-2 	 300	 1 ns/op	 0.80 p50-ms	 2.0 p99-ms
+BenchmarkConfig/nics=1/cpu=2/impl=tapbridge-2      	 100	 1 ns/op	 0.6 p50-ms	 1.2 p99-ms
+BenchmarkConfig/nics=1/cpu=2/impl=thin-2           	 100	 1 ns/op	 0.5 p50-ms	 1.0 p99-ms
+BenchmarkScale/vms=10000/cpu=2/impl=tapbridge-2    	   1	 1 ns/op	 500 VMs/s@1k	 400 VMs/s@10k	 0.8 rate-10k/1k
+`
+
+func TestRenderSteps(t *testing.T) {
+	res, err := Parse(strings.NewReader(stepsSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := baselines(res); len(got) != 1 || got[0] != "thin" {
+		t.Errorf("baselines = %q, want [thin] (steps are no column)", got)
+	}
+	var buf bytes.Buffer
+	Render(&buf, res)
+	out := buf.String()
+	for _, want := range []string{"thin+guard  0.8     2.00    +0.300", "ConfigSteps/nics=1/cpu=2: the thin floor"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Render output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, tt := range Targets {
+		if tt.Group != "BenchmarkScale/vms=10000/cpu=2" {
+			continue
+		}
+		if got, verdict := tt.Check(res); verdict != "MISS" || !strings.Contains(got, "0.8 rate-10k/1k, need >= 0.9") {
+			t.Errorf("scale target = %q, %q; want a MISS at 0.80", got, verdict)
+		}
+	}
+	if !higherBetter("VMs/s@10k") || !higherBetter("rate-10k/1k") || higherBetter("p50-ms@10k") {
+		t.Error("higherBetter is wrong for the scale units")
+	}
+}

@@ -29,6 +29,13 @@ const (
 	sizeofTcMsg          = 20         // struct tcmsg
 	in6AddrGenModeNone   = 1          // IN6_ADDR_GEN_MODE_NONE
 	nlaFNested           = 1 << 15    // NLA_F_NESTED
+	tcHClsact            = 0xFFFFFFF1 // TC_H_CLSACT
+	tcHClsactHandle      = 0xFFFF0000 // ffff:
+	tcHIngress           = 0xFFFFFFF2 // TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)
+	tcaBPFOps            = 5          // TCA_BPF_OPS
+	tcaBPFOpsLen         = 4          // TCA_BPF_OPS_LEN
+	tcaBPFFlags          = 8          // TCA_BPF_FLAGS
+	tcaBPFFlagActDirect  = 1          // TCA_BPF_FLAG_ACT_DIRECT
 )
 
 var ne = binary.NativeEndian
@@ -87,14 +94,24 @@ func (c *Conn) Close() error { return unix.Close(c.fd) }
 // namespace with one /dev/net/tun fd: TUNSETIFF (no PI, vnet header,
 // exclusive, multi-queue if asked), TUNSETPERSIST, close.
 func CreateTAP(name string, multiQueue bool) error {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	fd, err := OpenTAP(name, multiQueue)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	return unix.Close(fd)
+}
+
+// OpenTAP is CreateTAP without the close: it returns the TAP's fd, which
+// the caller closes (the TAP, persistent, stays).
+func OpenTAP(name string, multiQueue bool) (int, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		return err
+		unix.Close(fd)
+		return -1, err
 	}
 	flags := uint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_TUN_EXCL)
 	if multiQueue {
@@ -102,12 +119,14 @@ func CreateTAP(name string, multiQueue bool) error {
 	}
 	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		return fmt.Errorf("TUNSETIFF %s: %w", name, err)
+		unix.Close(fd)
+		return -1, fmt.Errorf("TUNSETIFF %s: %w", name, err)
 	}
 	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
-		return fmt.Errorf("TUNSETPERSIST %s: %w", name, err)
+		unix.Close(fd)
+		return -1, fmt.Errorf("TUNSETPERSIST %s: %w", name, err)
 	}
-	return nil
+	return fd, nil
 }
 
 // Index returns the ifindex of name (SIOCGIFINDEX on the netlink socket,
@@ -135,31 +154,106 @@ func (c *Conn) SetNoQueue(index uint32) error {
 
 // Setup is the one RTM_NEWLINK that configures a new TAP.
 type Setup struct {
-	MTU     uint32
-	TxQLen  uint32
-	Address net.HardwareAddr
-	Alias   string // empty: none
-	Master  uint32
+	MTU        uint32
+	TxQLen     uint32
+	Address    net.HardwareAddr // nil: unchanged
+	Alias      string           // empty: none
+	AddrGenOff bool             // IPv6 address generation off
+	Master     uint32
+	Down       bool // leave the link down (SetUp brings it up)
 }
 
-// Setup sets MTU, txqueuelen, address, alias and IPv6 address generation
-// off, enslaves the link to s.Master and brings it up, in one message.
+// Setup sets MTU, txqueuelen, and those of address, alias and IPv6
+// address generation off that s asks for, enslaves the link to s.Master
+// and brings it up (unless s.Down), in one message.
 func (c *Conn) Setup(index uint32, s *Setup) error {
-	c.ifinfo(unix.RTM_NEWLINK, 0, index, unix.IFF_UP, unix.IFF_UP)
+	up := uint32(unix.IFF_UP)
+	if s.Down {
+		up = 0
+	}
+	c.ifinfo(unix.RTM_NEWLINK, 0, index, up, up)
 	c.attrU32(unix.IFLA_MTU, s.MTU)
 	c.attrU32(unix.IFLA_TXQLEN, s.TxQLen)
-	c.attr(unix.IFLA_ADDRESS, s.Address)
+	if s.Address != nil {
+		c.attr(unix.IFLA_ADDRESS, s.Address)
+	}
 	if s.Alias != "" {
 		c.attr(unix.IFLA_IFALIAS, []byte(s.Alias))
 	}
-	af := c.nest(unix.IFLA_AF_SPEC)
-	in6 := c.nest(unix.AF_INET6)
-	c.attr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{in6AddrGenModeNone})
-	c.end(in6)
-	c.end(af)
+	if s.AddrGenOff {
+		af := c.nest(unix.IFLA_AF_SPEC)
+		in6 := c.nest(unix.AF_INET6)
+		c.attr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{in6AddrGenModeNone})
+		c.end(in6)
+		c.end(af)
+	}
 	c.attrU32(unix.IFLA_MASTER, s.Master)
 	return c.exec()
 }
+
+// SetUp brings link index up.
+func (c *Conn) SetUp(index uint32) error {
+	c.ifinfo(unix.RTM_NEWLINK, 0, index, unix.IFF_UP, unix.IFF_UP)
+	return c.exec()
+}
+
+// ProbeAltName looks a link up by alternative name (RTM_GETLINK with
+// IFLA_ALT_IFNAME), as a create path does to find an existing TAP; it
+// returns ENODEV when there is none.
+func (c *Conn) ProbeAltName(name string) error {
+	c.ifinfo(unix.RTM_GETLINK, 0, 0, 0, 0)
+	c.attrU32(unix.IFLA_EXT_MASK, rtextFilterSkipStats)
+	c.attrString(unix.IFLA_ALT_IFNAME, name)
+	return c.exec()
+}
+
+// Insn is one classic BPF instruction (struct sock_filter).
+type Insn struct {
+	Op     uint16
+	Jt, Jf uint8
+	K      uint32
+}
+
+// SetGuard installs a clsact qdisc on link index and prog as a cls_bpf
+// filter on its ingress in direct-action mode, two messages, as
+// `tc qdisc add dev D clsact; tc filter add dev D ingress bpf bytecode .. da`.
+func (c *Conn) SetGuard(index uint32, prog []Insn) error {
+	c.begin(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+	m := c.grow(sizeofTcMsg)
+	ne.PutUint32(m[4:8], index)
+	ne.PutUint32(m[8:12], tcHClsactHandle)
+	ne.PutUint32(m[12:16], tcHClsact)
+	c.attrString(unix.TCA_KIND, "clsact")
+	if err := c.exec(); err != nil {
+		return fmt.Errorf("clsact: %w", err)
+	}
+	c.begin(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+	m = c.grow(sizeofTcMsg)
+	ne.PutUint32(m[4:8], index)
+	ne.PutUint32(m[8:12], 1)
+	ne.PutUint32(m[12:16], tcHIngress)
+	ne.PutUint32(m[16:20], 1<<16|uint32(htons(unix.ETH_P_ALL)))
+	c.attrString(unix.TCA_KIND, "bpf")
+	opts := c.nest(unix.TCA_OPTIONS)
+	var n [2]byte
+	ne.PutUint16(n[:], uint16(len(prog)))
+	c.attr(tcaBPFOpsLen, n[:])
+	ops := make([]byte, 0, 8*len(prog))
+	for _, in := range prog {
+		ops = ne.AppendUint16(ops, in.Op)
+		ops = append(ops, in.Jt, in.Jf)
+		ops = ne.AppendUint32(ops, in.K)
+	}
+	c.attr(tcaBPFOps, ops)
+	c.attrU32(tcaBPFFlags, tcaBPFFlagActDirect)
+	c.end(opts)
+	if err := c.exec(); err != nil {
+		return fmt.Errorf("bpf filter: %w", err)
+	}
+	return nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // SetLearning turns learning on or off on bridge port index (slave data,
 // as `ip link set X type bridge_slave learning off` sends it).
@@ -172,6 +266,21 @@ func (c *Conn) SetLearning(index uint32, on bool) error {
 		v = 1
 	}
 	c.attr(unix.IFLA_BRPORT_LEARNING, []byte{v})
+	c.end(sd)
+	c.end(li)
+	return c.exec()
+}
+
+// SetPortGuarded sets learning off, locked on and unicast flooding off on
+// bridge port index, in one message: the port settings of tapbridge's
+// default guard.
+func (c *Conn) SetPortGuarded(index uint32) error {
+	c.ifinfo(unix.RTM_NEWLINK, 0, index, 0, 0)
+	li := c.nest(unix.IFLA_LINKINFO)
+	sd := c.nest(unix.IFLA_INFO_SLAVE_DATA)
+	c.attr(unix.IFLA_BRPORT_LEARNING, []byte{0})
+	c.attr(unix.IFLA_BRPORT_LOCKED, []byte{1})
+	c.attr(unix.IFLA_BRPORT_UNICAST_FLOOD, []byte{0})
 	c.end(sd)
 	c.end(li)
 	return c.exec()
