@@ -182,13 +182,13 @@ func newContender(b *testing.B, e *env, o contenderOpts) contender {
 	case "orig":
 		enterNS(b, e)
 		return newOrig(b, e, o)
+	case "ip":
+		return newIP(b, e, o)
 	default:
 		if strings.HasPrefix(o.impl, "thin") {
 			enterNS(b, e)
 			return newFloor(b, e, o)
 		}
-	case "ip":
-		return newIP(b, e, o)
 	}
 	b.Fatalf("unknown contender %q", o.impl)
 	return nil
