@@ -167,4 +167,3 @@ func boundColumn(bound []string) string {
 	}
 	return strings.Join(bound, ",")
 }
-
