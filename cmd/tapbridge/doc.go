@@ -80,7 +80,7 @@
 // length is kept as a note), or unbinds every address without --ip. The
 // filter is replaced in place: the NIC is never unfiltered. It prints the
 // bound set. A NIC whose guard is off cannot be bound (exit 1); an address
-// that is not unicast, a duplicate or more than 16 addresses exit 2.
+// that is not unicast, a duplicate or more than 32 addresses exit 2.
 //
 // dhcp-script is dnsmasq's --dhcp-script: dnsmasq runs it with ACTION MAC
 // IP [HOSTNAME] and DNSMASQ_* variables. add and old bind IP to the NIC of

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tapbridge/tapbridge/bridge"
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/network"
 )
 
@@ -38,7 +39,7 @@ addresses. A NIC whose guard is off cannot be bound (exit 1).`)
 	vm := f.String("vm", "", "the VM `ID` (required)")
 	nic := f.Int("nic", 0, "the NIC index `N` within the VM")
 	var ips stringList
-	f.Var(&ips, "ip", "an `ADDR` to bind, IPv4 or IPv6, with an optional prefix length (10.0.0.2/24); repeat for more, at most 16")
+	f.Var(&ips, "ip", fmt.Sprintf("an `ADDR` to bind, IPv4 or IPv6, with an optional prefix length (10.0.0.2/24); repeat for more, at most %d", guard.MaxAddrs))
 	dev := f.String("bridge", "", "the bridge `BR` (default: the one recorded in the root dir)")
 	inst := addInstanceFlags(f)
 	if done, code := f.parse(e, args); done {
