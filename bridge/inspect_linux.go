@@ -62,7 +62,7 @@ func (b *Bridge) VerifyProfile(ctx context.Context, vmID, hypervisor string) err
 	if err != nil {
 		return fmt.Errorf("verify vm %s: %w", vmID, err)
 	}
-	diffs = append(diffs, guardDiffs(nics, progs, b.group)...)
+	diffs = append(diffs, guardDiffs(nics, progs, br.Index, b.group)...)
 	if len(diffs) == 0 {
 		return nil
 	}

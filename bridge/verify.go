@@ -84,9 +84,10 @@ func verifyTAP(n *found, br *rtnl.Link, bridgeDev, hypervisor string, group uint
 // what Config makes for the mode each tag records (empty: l2): under a
 // guard, the filter progs[i] is installed and is exactly the program this
 // version generates for the policy it records, for the tag's guest MAC,
-// and the port is locked with unicast flooding off; with the guard off, no
-// filter. progs[i] is the program installed on nics[i] (nil: none).
-func guardDiffs(nics []found, progs [][]rtnl.SockFilter, group uint32) []string {
+// and, when it is a port of the bridge brIndex (verifyTAP says when it is
+// not), the port is locked with unicast flooding off; with the guard off,
+// no filter. progs[i] is the program installed on nics[i] (nil: none).
+func guardDiffs(nics []found, progs [][]rtnl.SockFilter, brIndex, group uint32) []string {
 	var d []string
 	for i := range nics {
 		n := &nics[i]
@@ -123,7 +124,7 @@ func guardDiffs(nics []found, progs [][]rtnl.SockFilter, group uint32) []string 
 				add("guard filter allows MAC %s, want the guest MAC %s", net.HardwareAddr(p.MAC[:]), net.HardwareAddr(n.tag.MAC[:]))
 			}
 		}
-		if l.Master != 0 && l.Port != nil {
+		if l.Master == brIndex && l.Port != nil {
 			if !l.Port.Locked {
 				add("guard %s, but the bridge port is not locked", mode)
 			}

@@ -65,9 +65,10 @@ func TestGuardDiffs(t *testing.T) {
 		{"bad tag mode", nic("paranoid"), l2, []string{`nic 0 (btvm-0): tag records guard mode "paranoid"`}},
 		{"being deleted", nic("", doomed), nil, nil},
 		{"off the bridge: no port to check", nic("", unlocked, func(f *found) { f.link.Master, f.link.Port = 0, nil }), l2, nil},
+		{"on another bridge: verifyTAP says so", nic("", unlocked, flooding, func(f *found) { f.link.Master = 9 }), l2, nil},
 	}
 	for _, tt := range tests {
-		got := guardDiffs([]found{tt.nic}, [][]rtnl.SockFilter{tt.prog}, testOwn.group)
+		got := guardDiffs([]found{tt.nic}, [][]rtnl.SockFilter{tt.prog}, 7, testOwn.group)
 		ok := len(got) == len(tt.want)
 		for i := 0; ok && i < len(got); i++ {
 			ok = strings.HasPrefix(got[i], tt.want[i])
