@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"runtime"
 
 	"github.com/tapbridge/tapbridge/bridge/owner"
@@ -68,6 +70,14 @@ func (b *Bridge) List(context.Context) ([]*types.Network, error) { return nil, e
 // whose every cycle fails off Linux.
 func (b *Bridge) RegisterGC(orch *gc.Orchestrator) {
 	gc.Register(orch, GCModule(config.DefaultRootDir))
+}
+
+// Bind fails off Linux with an error wrapping errors.ErrUnsupported.
+func (b *Bridge) Bind(context.Context, string, int, []netip.Prefix) error { return errNotLinux }
+
+// Lease fails off Linux with an error wrapping errors.ErrUnsupported.
+func (b *Bridge) Lease(context.Context, net.HardwareAddr, netip.Addr, bool) (bool, error) {
+	return false, errNotLinux
 }
 
 // Flush fails off Linux with an error wrapping errors.ErrUnsupported.

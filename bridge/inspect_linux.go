@@ -58,6 +58,11 @@ func (b *Bridge) VerifyProfile(ctx context.Context, vmID, hypervisor string) err
 		return fmt.Errorf("verify vm %s: %w", vmID, network.ErrNotFound)
 	}
 	diffs := verifyDiffs(nics, br, b.bridgeDev, hypervisor, b.conf.Hypervisor, b.group)
+	progs, err := b.readPrograms(ctx, nics)
+	if err != nil {
+		return fmt.Errorf("verify vm %s: %w", vmID, err)
+	}
+	diffs = append(diffs, guardDiffs(nics, progs, br.Index, b.group)...)
 	if len(diffs) == 0 {
 		return nil
 	}
@@ -130,6 +135,23 @@ func (b *Bridge) List(ctx context.Context) ([]*types.Network, error) {
 	out := slices.Collect(maps.Values(byVM))
 	sortNetworks(out)
 	return out, nil
+}
+
+// readPrograms reads the ingress program of each TAP (one batch); a TAP
+// gone since the lookup has none.
+func (b *Bridge) readPrograms(ctx context.Context, nics []found) ([][]rtnl.SockFilter, error) {
+	var batch rtnl.Batch
+	progs := make([][]rtnl.SockFilter, len(nics))
+	for i := range nics {
+		batch.GetIngressBPF(nics[i].link.Index, &progs[i])
+	}
+	res, _ := b.conn.Exec(ctx, &batch) // per-request results below
+	for _, err := range res {
+		if err != nil && !errors.Is(err, unix.ENODEV) {
+			return nil, err
+		}
+	}
+	return progs, nil
 }
 
 // readGuards reads the guard's filter of each link (one batch) and the

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"net"
 
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/rtnl"
 )
 
@@ -74,6 +76,62 @@ func verifyTAP(n *found, br *rtnl.Link, bridgeDev, hypervisor string, group uint
 	}
 	if want := hostMAC(t.MAC); !bytes.Equal(l.Address, want) {
 		add("MAC %s, want %s", l.Address, want)
+	}
+	return d
+}
+
+// guardDiffs lists how the guard of the TAPs found for one VM differs from
+// what Config makes for the mode each tag records (empty: l2): under a
+// guard, the filter progs[i] is installed and is exactly the program this
+// version generates for the policy it records, for the tag's guest MAC,
+// and, when it is a port of the bridge brIndex (verifyTAP says when it is
+// not), the port is locked with unicast flooding off; with the guard off,
+// no filter. progs[i] is the program installed on nics[i] (nil: none).
+func guardDiffs(nics []found, progs [][]rtnl.SockFilter, brIndex, group uint32) []string {
+	var d []string
+	for i := range nics {
+		n := &nics[i]
+		l := &n.link
+		if l.Group == group {
+			continue // being deleted, said by verifyTAP
+		}
+		add := func(format string, args ...any) {
+			d = append(d, fmt.Sprintf("nic %d (%s): ", n.nic, l.Name)+fmt.Sprintf(format, args...))
+		}
+		mode, err := guard.ParseMode(n.tag.Guard)
+		if err != nil {
+			add("tag records guard mode %q: %v", n.tag.Guard, err)
+			continue
+		}
+		if mode == guard.ModeOff {
+			if len(progs[i]) > 0 {
+				add("guard off, but a filter is installed on its ingress")
+			}
+			continue
+		}
+		if len(progs[i]) == 0 {
+			add("guard %s, but no guard filter on its ingress", mode)
+		} else {
+			p, err := guard.Decode(instructions(progs[i]))
+			switch {
+			case err != nil && p == nil:
+				add("guard %s, but its ingress filter is not the guard's: %v", mode, err)
+			case err != nil:
+				add("guard %s: filter program differs from what this version makes: %v", mode, err)
+			case p.Mode != mode:
+				add("guard filter enforces mode %s, want %s", p.Mode, mode)
+			case p.MAC != n.tag.MAC:
+				add("guard filter allows MAC %s, want the guest MAC %s", net.HardwareAddr(p.MAC[:]), net.HardwareAddr(n.tag.MAC[:]))
+			}
+		}
+		if l.Master == brIndex && l.Port != nil {
+			if !l.Port.Locked {
+				add("guard %s, but the bridge port is not locked", mode)
+			}
+			if l.Port.UnicastFlood {
+				add("guard %s, but the bridge port floods unknown unicast to the guest", mode)
+			}
+		}
 	}
 	return d
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tapbridge/tapbridge/bridge"
 	"github.com/tapbridge/tapbridge/bridge/owner"
 	"github.com/tapbridge/tapbridge/config"
+	"github.com/tapbridge/tapbridge/guard"
 	"github.com/tapbridge/tapbridge/network"
 	"github.com/tapbridge/tapbridge/types"
 )
@@ -64,19 +65,25 @@ type instance struct {
 // load reads what New recorded in the root dir, if anything, and applies
 // --netns over it.
 func (i *instanceFlags) load(f *cmdFlags) (*instance, error) {
-	in := &instance{netnsSet: f.isSet("netns")}
-	conf, dev, err := bridge.Recorded(i.root)
+	return loadInstance(i.root, i.netns, f.isSet("netns"))
+}
+
+// loadInstance is load for root and, when netnsSet, the --netns value
+// netns.
+func loadInstance(root, netns string, netnsSet bool) (*instance, error) {
+	in := &instance{netnsSet: netnsSet}
+	conf, dev, err := bridge.Recorded(root)
 	switch {
 	case err == nil:
 		in.conf, in.bridgeDev, in.recorded, in.recNetns = conf, dev, true, conf.NetnsPath
 	case errors.Is(err, fs.ErrNotExist):
-		c := (&config.Config{RootDir: i.root}).WithDefaults()
+		c := (&config.Config{RootDir: root}).WithDefaults()
 		in.conf = &c
 	default:
 		return nil, err
 	}
 	if in.netnsSet {
-		in.conf.NetnsPath = netnsPath(i.netns)
+		in.conf.NetnsPath = netnsPath(netns)
 	}
 	return in, nil
 }
@@ -141,6 +148,7 @@ firecracker which never does).`)
 	grace := f.Duration("gc-grace", 0, "the instance's GC grace `DURATION`, recorded for gc (0: keep the recorded one, else 1m; negative: none)")
 	asJSON := f.Bool("json", false, "print a JSON array of NetworkConfig objects")
 	printVMM := f.String("print", "", printFlagUsage)
+	guardMode := f.String("guard", "", guardFlagUsage)
 	inst := addInstanceFlags(f)
 	if done, code := f.parse(e, args); done {
 		return code
@@ -167,7 +175,10 @@ firecracker which never does).`)
 		if *grace != 0 {
 			in.conf.GCGrace = *grace
 		}
-		vmCfg := &types.VMConfig{CPU: *cpus, QueueSize: *qsize}
+		if _, err := guard.ParseMode(*guardMode); err != nil {
+			return usagef("--guard: %v", err)
+		}
+		vmCfg := &types.VMConfig{CPU: *cpus, QueueSize: *qsize, Guard: *guardMode}
 		// The library's own checks, before New changes anything.
 		if err := bridge.CheckConfig(in.conf, *dev, *vm, *nics, vmCfg, existing...); err != nil {
 			return err
@@ -236,7 +247,8 @@ func runLs(ctx context.Context, e *env, args []string) int {
 		`List the instance's VMs with their NICs: TAP name, guest MAC, virtio queues
 and queue size, multi-queue, attached queues (queue files open: a VMM holds
 the TAP) and state (up or down, on the bridge or not, being deleted). TAPs off
-the bridge are listed too. With --json: a JSON array of Network objects.`)
+the bridge are listed too, and per NIC its guard mode, bound addresses and
+the frames the guard dropped. With --json: a JSON array of Network objects.`)
 	dev := f.String("bridge", "", "the bridge `BR` (default: the one recorded in the root dir)")
 	asJSON := f.Bool("json", false, "print a JSON array of Network objects")
 	inst := addInstanceFlags(f)
@@ -270,12 +282,13 @@ the bridge are listed too. With --json: a JSON array of Network objects.`)
 			return nil
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "VM\tNIC\tTAP\tMAC\tQUEUES\tQSIZE\tMQ\tATTACHED\tSTATE")
+		fmt.Fprintln(tw, "VM\tNIC\tTAP\tMAC\tQUEUES\tQSIZE\tMQ\tATTACHED\tSTATE\tGUARD\tBOUND\tDROPS")
 		for _, n := range nets {
 			for i, c := range n.NICs {
 				l := n.Links[i]
-				fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n",
-					n.VMID, l.NIC, l.NICs, c.Tap, c.Mac, c.NumQueues, c.QueueSize, yesNo(l.MultiQueue), l.AttachedQueues, state(l, n.BridgeDev))
+				fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%d\n",
+					n.VMID, l.NIC, l.NICs, c.Tap, c.Mac, c.NumQueues, c.QueueSize, yesNo(l.MultiQueue), l.AttachedQueues, state(l, n.BridgeDev),
+					guardColumn(l.Guard), boundColumn(l.Bound), l.GuardDrops)
 			}
 		}
 		return tw.Flush()
@@ -312,9 +325,11 @@ func runVerify(ctx context.Context, e *env, args []string) int {
 	f := newFlags("verify", "verify --vm ID [--bridge BR] [flags]",
 		`Check that VM ID's TAPs are intact: every NIC exists, carries this
 instance's tag, is up, is a port of the bridge with learning off, has the
-bridge's MTU and its host-side MAC, and has the flags the --hypervisor profile
+bridge's MTU and its host-side MAC, has the flags the --hypervisor profile
 opens it with (by default the profile recorded in the TAPs' tags when up made
-them). Exit 0 when all hold; exit 1 with the differences on stderr.`)
+them), and, unless its guard is off, has its guard filter installed and its
+port locked with unicast flooding off. Exit 0 when all hold; exit 1 with the
+differences on stderr.`)
 	vm := f.String("vm", "", "the VM `ID` (required)")
 	dev := f.String("bridge", "", "the bridge `BR` (default: the one recorded in the root dir)")
 	hv := f.String("hypervisor", "", "the VMM `NAME` that opens the TAPs: cloud-hypervisor, firecracker or qemu (default: the one recorded in the tags, else cloud-hypervisor)")

@@ -9,10 +9,12 @@
 //	tapbridge up --bridge BR --vm ID [--nics N] [--cpus C] [--queue-size Q]
 //	    [--hypervisor cloud-hypervisor|firecracker|qemu] [--mac MAC ...]
 //	    [--gc-grace DURATION] [--netns NAME|PATH] [--root DIR] [--json]
-//	    [--print cloud-hypervisor|firecracker|qemu|libvirt]
+//	    [--print cloud-hypervisor|firecracker|qemu|libvirt] [--guard l2|strict|off]
 //	tapbridge down --vm ID [--vm ID ...] [--netns NAME|PATH] [--root DIR]
 //	tapbridge ls [--bridge BR] [--netns NAME|PATH] [--root DIR] [--json]
 //	tapbridge verify --vm ID [--bridge BR] [--hypervisor H] [--netns NAME|PATH] [--root DIR]
+//	tapbridge bind --vm ID [--nic N] [--ip ADDR ...] [--bridge BR] [--netns NAME|PATH] [--root DIR]
+//	tapbridge dhcp-script [--root DIR] [--netns NAME|PATH] add|old|del MAC IP [HOSTNAME]
 //	tapbridge gc (--live ID,ID,... | --live-file FILE) [--dry-run] [--grace DURATION]
 //	    [--netns NAME|PATH] [--root DIR] [--json]
 //	tapbridge demo [--vms 200] [--nics 2] [--cpus 2] [--crash 50] [--workers 4]
@@ -46,7 +48,14 @@
 // TAPs are multi-queue: cloud-hypervisor and qemu open a TAP multi-queue
 // when the VM has more than one vCPU, firecracker never. --gc-grace sets the
 // instance's GC grace period (0 keeps the recorded one, else 1m; negative:
-// none, and then GC runs only while no up is in flight).
+// none, and then GC runs only while no up is in flight). --guard sets the
+// VM's port-security mode (see package guard): l2, the instance's default,
+// locks the bridge port to the guest MAC, turns unicast flooding to it off
+// and filters what the guest sends (its own MAC, ARP from it, IPv4, ARP and
+// IPv6 only, no DHCP server, router advertisement or redirect, and only
+// its bound addresses once it has some); strict also limits an unbound NIC
+// to DHCP, ARP probes and link-local IPv6; off installs no filter, for
+// guests that use several MACs, and is unsafe for untrusted guests.
 //
 // down deletes every TAP of the VMs (whatever their NIC count) that carries
 // this instance's tag. A VM without TAPs is not an error. It prints nothing.
@@ -54,13 +63,39 @@
 // ls lists the instance's VMs: per NIC the TAP, guest MAC, queues, queue
 // size, multi-queue, attached queues (queue files open: a VMM holds the TAP)
 // and state: "up" or "down", then "on BR", "no bridge" or "on X (not BR)",
-// or "deleting" for a TAP queued for deletion. If the bridge is gone it says
-// so in one line.
+// or "deleting" for a TAP queued for deletion; then the guard mode (l2,
+// strict or off), the bound addresses ("-" for none) and the frames the
+// guard dropped. If the bridge is gone it says so in one line.
 //
 // verify exits 0 when every NIC of the VM exists, is up, is a port of the
 // bridge with learning off, has the bridge's MTU and its host-side MAC and
-// the flags the hypervisor opens it with; otherwise it exits 1 and prints
-// the differences, one per indented line, on standard error.
+// the flags the hypervisor opens it with, and, unless the guard mode its
+// tag records is off, carries the guard's filter as this version makes it
+// for its policy, on a locked port with unicast flooding off; otherwise it
+// exits 1 and prints the differences, one per indented line, on standard
+// error.
+//
+// bind replaces the addresses bound to NIC --nic (default 0) of VM --vm
+// with the --ip values (repeatable; an address, or an address/length whose
+// length is kept as a note), or unbinds every address without --ip. The
+// filter is replaced in place: the NIC is never unfiltered. It prints the
+// bound set. A NIC whose guard is off cannot be bound (exit 1); an address
+// that is not unicast, a duplicate or more than 32 addresses exit 2.
+//
+// dhcp-script is dnsmasq's --dhcp-script: dnsmasq runs it with ACTION MAC
+// IP [HOSTNAME] and DNSMASQ_* variables. add and old bind IP to the NIC of
+// the instance whose guest MAC is MAC (found by its owner tag, in the
+// namespace the instance records, keeping its other addresses), del
+// unbinds it; so a restart of dnsmasq, which calls old for every lease,
+// restores every binding. A DHCPv6 lease's MAC comes from DNSMASQ_MAC.
+// A MAC that is not one of the instance's guests, an instance with nothing
+// recorded and a bridge that is gone exit 0 doing nothing, as do the calls
+// init, tftp, arp-add, arp-del, arp-old and relay-snoop. Malformed
+// arguments exit 2. dnsmasq takes a script path only, so the flags go in a
+// wrapper:
+//
+//	#!/bin/sh
+//	exec /usr/local/bin/tapbridge dhcp-script --root /var/lib/tapbridge --netns blue "$@"
 //
 // gc runs one garbage-collection cycle: it reclaims the instance's TAPs
 // whose VM is not in the live set, that no process holds open and that are
@@ -126,6 +161,10 @@
 //	"attached_queues"  int     queue files open on the TAP: > 0 while a VMM runs
 //	"deleting"         bool    queued for deletion
 //	"created"          string  RFC 3339 time the TAP was made
+//	"hypervisor"       string  the VMM profile the TAP was made for, "" if not recorded
+//	"guard"            string  the guard mode its filter enforces: "l2", "strict", "off"
+//	"bound"            array   the bound addresses as prefixes ("10.0.0.2/24")
+//	"guard_drops"      int     frames the guard dropped since its filter was installed
 //
 // GC report (gc):
 //

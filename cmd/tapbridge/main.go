@@ -51,6 +51,8 @@ var commands = []command{
 	{"down", "delete VMs' TAPs (no bridge needed)", runDown},
 	{"ls", "list the VMs' TAPs and their state", runLs},
 	{"verify", "check that a VM's TAPs are intact", runVerify},
+	{"bind", "bind addresses to a VM's NIC, or unbind them (the guard)", runBind},
+	{"dhcp-script", "dnsmasq's --dhcp-script: bind leases to the guests' NICs", runDHCPScript},
 	{"gc", "reclaim the TAPs of VMs that are not live", runGC},
 	{"demo", "provision, crash, collect and delete VMs in a throwaway namespace", runDemo},
 	{"version", "print the version", runVersion},
@@ -71,7 +73,7 @@ success, 1 when the operation fails, 2 when the command line is wrong.
 func printMainUsage(w io.Writer) {
 	var b strings.Builder
 	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, mainUsage, b.String())
 }

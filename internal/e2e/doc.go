@@ -32,6 +32,13 @@
 // destination TAP pinned from the start (the control) and once staged and
 // activated at QEMU's RESUME.
 //
+// TestE2EGuard boots the guest over a guarded TAP (the default mode l2,
+// then strict), with dnsmasq's --dhcp-script pointing at a two-line wrapper
+// that execs the built tapbridge dhcp-script: the lease is bound (seen in
+// `tapbridge ls --json`), the guest pings the gateway and the bridge's IPv6
+// link-local address (guest e2e.mode=move), then moves to an unbound
+// address, where its pings fail while the guard's drop count grows.
+//
 // The test is skipped unless -e2e is given. With -e2e it fails, rather than
 // skips, when it is not root or a tool is missing: CI runs it as root after
 // .ci/deps installed what it needs.

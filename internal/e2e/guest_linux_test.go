@@ -443,8 +443,12 @@ var guestApplets = []string{
 // e2e.peer=IP pings IP instead of the gateway; e2e.mode=serve prints
 // E2E-SERVING and stays up (answering pings) until killed; e2e.mode=pingloop
 // prints E2E-PINGLOOP and pings the peer every 50 ms for ever, one console
-// line per reply ("seq=N"), for the host to time. Without them it pings the
-// gateway three times and powers off.
+// line per reply ("seq=N"), for the host to time; e2e.mode=move (the guard
+// test) pings the gateway (E2E-PING-OK), the bridge's IPv6 link-local
+// address e2e.ll6= (E2E-PING6-OK), waits for its lease to be bound, then
+// moves to the address e2e.moveto= and pings the gateway again
+// (E2E-MOVED-PING-OK or -FAIL). Without them it pings the gateway three
+// times and powers off.
 const initScript = `#!/bin/sh
 export PATH=/bin
 mount -t proc proc /proc
@@ -463,10 +467,14 @@ while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 60 ]; do
 done
 mode=
 peer=
+ll6=
+moveto=
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.mode=*) mode=${a#e2e.mode=} ;;
 	e2e.peer=*) peer=${a#e2e.peer=} ;;
+	e2e.ll6=*) ll6=${a#e2e.ll6=} ;;
+	e2e.moveto=*) moveto=${a#e2e.moveto=} ;;
 	esac
 done
 ip link set lo up
@@ -486,11 +494,40 @@ if udhcpc -i eth0 -n -q -t 10 -T 3 -s /bin/udhcpc-script; then
 		echo "E2E-PINGLOOP $target"
 		ping -i 0.05 "$target"
 		;;
+	move)
+		if ping -c 3 -W 10 "$target"; then
+			echo "E2E-PING-OK"
+		else
+			echo "E2E-PING-FAIL"
+		fi
+		# The udhcpc script flushed eth0's addresses, its link-local one
+		# too: cycling the link makes it again (and DAD passes in 1 s).
+		ip link set eth0 down
+		ip link set eth0 up
+		sleep 3
+		if ping -c 2 -W 5 "$ll6%eth0"; then
+			echo "E2E-PING6-OK"
+		else
+			echo "E2E-PING6-FAIL"
+		fi
+		sleep 3
+		ip addr del "$(cat /tmp/ip)/24" dev eth0
+		ip addr add "$moveto/24" dev eth0
+		ip neigh flush dev eth0
+		echo "E2E-MOVED $(ip -4 addr show dev eth0 | sed -n 's/.*inet \([0-9.]*\).*/\1/p' | tr '\n' ' ')"
+		if ping -c 3 -W 3 "$target"; then
+			echo "E2E-MOVED-PING-OK"
+		else
+			echo "E2E-MOVED-PING-FAIL"
+		fi
+		;;
 	esac
-	if ping -c 3 -W 10 "$target"; then
-		echo "E2E-PING-OK"
-	else
-		echo "E2E-PING-FAIL"
+	if [ "$mode" != move ]; then
+		if ping -c 3 -W 10 "$target"; then
+			echo "E2E-PING-OK"
+		else
+			echo "E2E-PING-FAIL"
+		fi
 	fi
 	echo "E2E-GWMAC $(ip neigh show "$gw" dev eth0 | sed -n 's/.* lladdr \([0-9a-f:]*\).*/\1/p')"
 else
