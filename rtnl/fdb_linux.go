@@ -12,6 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ntfSticky is NTF_STICKY: an FDB entry that never moves to another
+// port on its own.
+const ntfSticky = 0x40
+
 // fdbAnswerSize estimates an FDB get's answer in the receive buffer.
 const fdbAnswerSize = 1 << 10
 

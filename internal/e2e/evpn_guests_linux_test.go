@@ -221,16 +221,23 @@ func testMigrate(t *testing.T, rep *report, drv cli, g *guest, accel string, a, 
 
 	// The destination NIC, before QEMU -incoming opens it.
 	mg.destMade = time.Now()
-	nD, err := drv.upOn(t.Context(), b, "mig-vm", 1, stagedMAC)
+	var nD []nic
+	if staged {
+		// Stage: the library's Stage (tapbridge up --staged), with the
+		// guest's own MAC: no FDB entry, port blocked.
+		nD, err = drv.upOn(t.Context(), b, "mig-vm", 1, "--staged", moverMAC)
+	} else {
+		nD, err = drv.upOn(t.Context(), b, "mig-vm", 1, stagedMAC)
+	}
 	if err != nil {
 		rep.fatalf(t, "host b: %v", err)
 	}
 	tapB := nD[0].Tap
 	orig := portFlags(t, b, tapB)
 	if staged {
-		// Stage: no FDB entry, port blocked.
-		bridgeBatch(t, b, "fdb del "+stagedMAC+" dev "+tapB+" master",
-			"link set dev "+tapB+" locked on flood off mcast_flood off bcast_flood off")
+		if f := orig; !f["locked"] || f["flood"] || f["mcast_flood"] || f["bcast_flood"] {
+			rep.errorf(t, "host b: staged port %s flags %v, want locked, no flooding", tapB, f)
+		}
 	} else {
 		// Control: the guest MAC's static entry from the start (replace:
 		// b has the MAC as host a's remote entry, so an exclusive add,
@@ -272,14 +279,15 @@ func testMigrate(t *testing.T, rep *report, drv cli, g *guest, accel string, a, 
 	if staged {
 		// Activate: take over host a's remote entry (EVPN then moves the
 		// MAC with a higher sequence number), then the port opens.
-		cmds := activation(tapB, moverMAC)
-		var fl []string
-		for _, f := range stagedFlags {
-			fl = append(fl, f+" "+onOff(orig[f]))
+		// The library's Activate (tapbridge activate).
+		if _, err := drv.run(t.Context(), "activate", "--vm", "mig-vm", "--bridge", bridgeName,
+			"--netns", b.nsPath, "--root", b.root); err != nil {
+			rep.fatalf(t, "host b: tapbridge activate: %v", err)
 		}
-		cmds = append(cmds, "link set dev "+tapB+" "+strings.Join(fl, " "))
-		bridgeBatch(t, b, cmds...)
 		mg.resumeToActivate = time.Since(ev.at)
+		if f := portFlags(t, b, tapB); !f["locked"] || f["flood"] || !f["mcast_flood"] || !f["bcast_flood"] {
+			rep.errorf(t, "host b: activated port %s flags %v, want the guard's (locked, no unicast flood, mcast/bcast flood)", tapB, f)
+		}
 	}
 	// The source: wait for completion, stop its QEMU, delete its NIC.
 	var mi migrationInfo

@@ -115,6 +115,10 @@ func (c cli) upOn(ctx context.Context, h *evpnHost, vm string, cpus int, macs ..
 	args := []string{"up", "--bridge", bridgeName, "--vm", vm, "--hypervisor", "qemu",
 		"--cpus", strconv.Itoa(cpus), "--netns", h.nsPath, "--root", h.root, "--json"}
 	for _, m := range macs {
+		if strings.HasPrefix(m, "--") {
+			args = append(args, m) // a flag such as --staged
+			continue
+		}
 		args = append(args, "--mac", m)
 	}
 	out, err := c.run(ctx, args...)
