@@ -365,7 +365,7 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 		} else if n.adopted && n.oldMAC == n.mac {
 			// Our own entry: restore it (on this port, static) whatever
 			// happened to it.
-			batch.AddFDB(n.index, net.HardwareAddr(n.mac[:]))
+			batch.AddFDBWith(n.index, net.HardwareAddr(n.mac[:]), &rtnl.FDBOptions{Sticky: b.conf.Sticky})
 		} else {
 			if n.adopted {
 				batch.DelFDB(n.index, net.HardwareAddr(n.oldMAC[:]))
@@ -373,7 +373,7 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 			// A new MAC must be new to the bridge: never steal another
 			// port's entry.
 			fdbNew = batch.Len()
-			batch.AddFDBExclusive(n.index, net.HardwareAddr(n.mac[:]))
+			batch.AddFDBWith(n.index, net.HardwareAddr(n.mac[:]), &rtnl.FDBOptions{Exclusive: true, Sticky: b.conf.Sticky})
 		}
 		spans = append(spans, span{n.nic, first, batch.Len() - first, fdbNew, fdbGet})
 	}

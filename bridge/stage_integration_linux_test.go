@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,20 @@ func TestIntegrationStageConflictAndDelete(t *testing.T) {
 	}
 	if got := vxlanEntries(t, f, remote); strings.Join(got, "|") != strings.Join(before, "|") {
 		t.Errorf("vxlan entries for %s = %v after Config/Stage/Delete/GC, want %v", remote, got, before)
+	}
+}
+
+// TestIntegrationSticky: with Config.Sticky the guest MAC's entry is
+// static and sticky.
+func TestIntegrationSticky(t *testing.T) {
+	f := newFixture(t, &config.Config{Sticky: true})
+	rec := f.config(t, "sticky", 1, nil)[0]
+	f.checkStaticFDB(t, rec.Mac, rec.Tap)
+	if got := f.fdbFor(t, rec.Mac); len(got) != 1 || !slices.Contains(got[0].Flags, "sticky") {
+		t.Errorf("Config with Sticky: entries for %s = %+v, want static sticky", rec.Mac, got)
+	}
+	f.config(t, "sticky", 1, nil) // the repair keeps it sticky
+	if got := f.fdbFor(t, rec.Mac); len(got) != 1 || !slices.Contains(got[0].Flags, "sticky") {
+		t.Errorf("Config again with Sticky: entries for %s = %+v, want static sticky", rec.Mac, got)
 	}
 }

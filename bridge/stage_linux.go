@@ -131,7 +131,7 @@ func (b *Bridge) Activate(ctx context.Context, vmID string) error {
 	for i := range nics {
 		n := &nics[i]
 		mac := net.HardwareAddr(n.tag.MAC[:])
-		batch.AddFDB(n.link.Index, mac)
+		batch.AddFDBWith(n.link.Index, mac, &rtnl.FDBOptions{Sticky: b.conf.Sticky})
 		for _, vx := range vxlans {
 			selfDel = append(selfDel, batch.Len())
 			batch.DelFDBSelf(vx, mac)
