@@ -91,3 +91,27 @@ func activePort(tagMode string, isolated, locked bool) (rtnl.BridgePort, error) 
 	}
 	return portFor(m, isolated, locked), nil
 }
+
+// fdbDiff is Verify's view of NIC l's FDB entry e (nil: none) for its
+// guest MAC: an active NIC must have a static entry on its port; a staged
+// one has none yet, which is not a difference, but a staged one whose
+// entry points to it is no longer what Stage made.
+func fdbDiff(e *rtnl.FDBEntry, l *rtnl.Link, nic int, staged bool) string {
+	here := e != nil && e.Port == l.Index
+	var d string
+	switch {
+	case staged && here:
+		d = "staged, but has an FDB entry for its guest MAC"
+	case staged:
+		return ""
+	case !here:
+		d = "no FDB entry for its guest MAC on its port"
+	case e.State != rtnl.FDBStatic:
+		d = fmt.Sprintf("FDB entry for its guest MAC is %s, want static", e.State)
+	case e.ExtLearned:
+		d = "FDB entry for its guest MAC is marked extern_learn"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("nic %d (%s): %s", nic, l.Name, d)
+}

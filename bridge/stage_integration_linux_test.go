@@ -80,6 +80,9 @@ func TestIntegrationStageActivate(t *testing.T) {
 	if err := g.b.Verify(ctx, stagedVM); err != nil {
 		t.Errorf("Verify(staged) = %v, want nil", err)
 	}
+	if n, err := g.b.Inspect(ctx, stagedVM); err != nil || n.Links[0].FDB || !n.Links[0].Staged {
+		t.Errorf("Inspect(staged) = %+v, %v, want FDB false, Staged true", n.Links[0], err)
+	}
 	if err := g.b.Activate(ctx, stagedVM); !errors.Is(err, ErrNoCarrier) {
 		t.Errorf("Activate(staged, TAP not open) = %v, want ErrNoCarrier", err)
 	}
@@ -153,6 +156,15 @@ func TestIntegrationStageActivate(t *testing.T) {
 		t.Errorf("Activate again = %v, want nil (idempotent)", err)
 	}
 	g.checkStaticFDB(t, stagedMAC, tapName)
+	n, err := g.b.Inspect(ctx, stagedVM)
+	if err != nil || !n.Links[0].FDB || n.Links[0].Staged {
+		t.Errorf("Inspect(activated) = %+v, %v, want FDB true, Staged false", n.Links[0], err)
+	}
+	// An active NIC without its entry is a Verify failure.
+	g.run(t, "bridge", "fdb", "del", stagedMAC, "dev", tapName, "master")
+	if err := g.b.Verify(ctx, stagedVM); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "no FDB entry") {
+		t.Errorf("Verify(active, entry deleted) = %v, want ErrMismatch naming the FDB entry", err)
+	}
 }
 
 // TestIntegrationStageConflictAndDelete: a MAC that is local on another

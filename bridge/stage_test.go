@@ -102,3 +102,28 @@ func TestCheckTakeover(t *testing.T) {
 		}
 	}
 }
+
+func TestFDBDiff(t *testing.T) {
+	l := &rtnl.Link{Index: 7, Name: "bt1"}
+	tests := []struct {
+		name   string
+		e      *rtnl.FDBEntry
+		staged bool
+		want   string // "" none, else a part of the diff
+	}{
+		{"active, static here", &rtnl.FDBEntry{Port: 7, State: rtnl.FDBStatic}, false, ""},
+		{"active, none", nil, false, "no FDB entry"},
+		{"active, elsewhere", &rtnl.FDBEntry{Port: 9, State: rtnl.FDBStatic, ExtLearned: true}, false, "no FDB entry"},
+		{"active, learned here", &rtnl.FDBEntry{Port: 7, State: rtnl.FDBReachable}, false, "want static"},
+		{"active, extern_learn here", &rtnl.FDBEntry{Port: 7, State: rtnl.FDBStatic, ExtLearned: true}, false, "extern_learn"},
+		{"staged, none", nil, true, ""},
+		{"staged, remote", &rtnl.FDBEntry{Port: 9, ExtLearned: true}, true, ""},
+		{"staged, here", &rtnl.FDBEntry{Port: 7, State: rtnl.FDBStatic}, true, "staged, but"},
+	}
+	for _, tt := range tests {
+		got := fdbDiff(tt.e, l, 0, tt.staged)
+		if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("fdbDiff(%s) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
