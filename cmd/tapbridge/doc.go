@@ -9,7 +9,8 @@
 //	tapbridge up --bridge BR --vm ID [--nics N] [--cpus C] [--queue-size Q]
 //	    [--hypervisor cloud-hypervisor|firecracker|qemu] [--mac MAC ...]
 //	    [--gc-grace DURATION] [--netns NAME|PATH] [--root DIR] [--json]
-//	    [--print cloud-hypervisor|firecracker|qemu|libvirt]
+//	    [--print cloud-hypervisor|firecracker|qemu|libvirt] [--staged]
+//	tapbridge activate --vm ID [--bridge BR] [--netns NAME|PATH] [--root DIR]
 //	tapbridge down --vm ID [--vm ID ...] [--netns NAME|PATH] [--root DIR]
 //	tapbridge ls [--bridge BR] [--netns NAME|PATH] [--root DIR] [--json]
 //	tapbridge verify --vm ID [--bridge BR] [--hypervisor H] [--netns NAME|PATH] [--root DIR]
@@ -47,6 +48,15 @@
 // when the VM has more than one vCPU, firecracker never. --gc-grace sets the
 // instance's GC grace period (0 keeps the recorded one, else 1m; negative:
 // none, and then GC runs only while no up is in flight).
+//
+// up --staged (bridge.Stage) makes the NICs of a live migration's
+// destination: made, enslaved and guarded, but with no FDB entry for the
+// guest MAC and the port locked with all flooding off, so that nothing is
+// forwarded and EVPN still places the guest on the source. activate
+// (bridge.Activate) makes them forward at the switchover (when the VMM
+// resumes the guest; it must hold the TAPs open): it takes the MAC over,
+// pins its static entry, removes the vxlan ports' own entries for it and
+// opens the port. activate is idempotent and prints nothing.
 //
 // down deletes every TAP of the VMs (whatever their NIC count) that carries
 // this instance's tag. A VM without TAPs is not an error. It prints nothing.
