@@ -51,6 +51,14 @@ func (b *Bridge) ConfigHandoff(context.Context, string, int, *types.VMConfig, ..
 	return nil, errNotLinux
 }
 
+// Stage fails off Linux with an error wrapping errors.ErrUnsupported.
+func (b *Bridge) Stage(context.Context, string, int, *types.VMConfig, ...*types.NetworkConfig) ([]*types.NetworkConfig, error) {
+	return nil, errNotLinux
+}
+
+// Activate fails off Linux with an error wrapping errors.ErrUnsupported.
+func (b *Bridge) Activate(context.Context, string) error { return errNotLinux }
+
 // Delete fails off Linux with an error wrapping errors.ErrUnsupported.
 func (b *Bridge) Delete(context.Context, []string) ([]string, error) { return nil, errNotLinux }
 

@@ -46,7 +46,7 @@ import (
 // ifindex), Config puts the VM's TAPs on the new one, and, on a Bridge made
 // by New, first pins the new bridge's MAC as New pinned the old one.
 func (b *Bridge) Config(ctx context.Context, vmID string, numNICs int, vmCfg *types.VMConfig, existing ...*types.NetworkConfig) ([]*types.NetworkConfig, error) {
-	p, err := b.configure(ctx, vmID, numNICs, vmCfg, existing, false)
+	p, err := b.configure(ctx, vmID, numNICs, vmCfg, existing, false, false)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (b *Bridge) Config(ctx context.Context, vmID string, numNICs int, vmCfg *ty
 // VM's handed-off TAPs are still open, ConfigHandoff fails and changes
 // nothing.
 func (b *Bridge) ConfigHandoff(ctx context.Context, vmID string, numNICs int, vmCfg *types.VMConfig, existing ...*types.NetworkConfig) ([]*Handoff, error) {
-	p, err := b.configure(ctx, vmID, numNICs, vmCfg, existing, true)
+	p, err := b.configure(ctx, vmID, numNICs, vmCfg, existing, true, false)
 	if err != nil {
 		return nil, err
 	}
@@ -74,11 +74,12 @@ func (b *Bridge) ConfigHandoff(ctx context.Context, vmID string, numNICs int, vm
 	return out, nil
 }
 
-func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg *types.VMConfig, existing []*types.NetworkConfig, handoff bool) (_ *vmPlan, err error) {
+func (b *Bridge) configure(ctx context.Context, vmID string, numNICs int, vmCfg *types.VMConfig, existing []*types.NetworkConfig, handoff, staged bool) (_ *vmPlan, err error) {
 	p, err := newPlan(&b.target, vmID, numNICs, vmCfg, existing, handoff)
 	if err != nil {
 		return nil, err
 	}
+	p.staged = staged
 	unlock := b.vms.lock(vmID)
 	defer unlock()
 	if err := b.inflight.Lock(ctx); err != nil {
@@ -308,10 +309,16 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 	var batch rtnl.Batch
 	// fdbNew is the request adding a new NIC's FDB entry exclusively, -1
 	// for adopted NICs.
-	type span struct{ nic, first, n, fdbNew int }
+	// fdbGet is a staged NIC's read of the bridge's entry for its MAC,
+	// -1 for the others.
+	type span struct{ nic, first, n, fdbNew, fdbGet int }
 	spans := make([]span, 0, len(p.nics))
 	txq := b.conf.TxQueueLen
 	port := portFor(p.mode, b.conf.Isolated, b.conf.Locked)
+	if p.staged {
+		port = stagedPort(b.conf.Isolated)
+	}
+	fdbs := make([]rtnl.FDBEntry, len(p.nics))
 	for _, n := range p.nics {
 		first := batch.Len()
 		tag := p.tag(b.inst, b.conf.Hypervisor, n)
@@ -344,11 +351,21 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 		}
 		// Port settings need the port to exist: a separate message.
 		batch.SetBridgePort(n.index, &port)
-		fdbNew := -1
-		if n.adopted && n.oldMAC == n.mac {
+		fdbNew, fdbGet := -1, -1
+		if p.staged {
+			// No entry: the MAC stays where EVPN has it (another host's
+			// extern_learn entry on the vxlan port) until Activate. A
+			// re-staged NIC loses its own entry.
+			if n.adopted {
+				batch.DelFDB(n.index, net.HardwareAddr(n.oldMAC[:]))
+			}
+			batch.DelFDB(n.index, net.HardwareAddr(n.mac[:]))
+			fdbGet = batch.Len()
+			batch.GetFDBEntry(n.index, net.HardwareAddr(n.mac[:]), &fdbs[len(spans)])
+		} else if n.adopted && n.oldMAC == n.mac {
 			// Our own entry: restore it (on this port, static) whatever
 			// happened to it.
-			batch.AddFDB(n.index, net.HardwareAddr(n.mac[:]))
+			batch.AddFDBWith(n.index, net.HardwareAddr(n.mac[:]), &rtnl.FDBOptions{Sticky: b.conf.Sticky})
 		} else {
 			if n.adopted {
 				batch.DelFDB(n.index, net.HardwareAddr(n.oldMAC[:]))
@@ -356,20 +373,26 @@ func (b *Bridge) setupLinks(ctx context.Context, p *vmPlan) error {
 			// A new MAC must be new to the bridge: never steal another
 			// port's entry.
 			fdbNew = batch.Len()
-			batch.AddFDBExclusive(n.index, net.HardwareAddr(n.mac[:]))
+			batch.AddFDBWith(n.index, net.HardwareAddr(n.mac[:]), &rtnl.FDBOptions{Exclusive: true, Sticky: b.conf.Sticky})
 		}
-		spans = append(spans, span{n.nic, first, batch.Len() - first, fdbNew})
+		spans = append(spans, span{n.nic, first, batch.Len() - first, fdbNew, fdbGet})
 	}
 	res, err := b.conn.Exec(ctx, &batch)
-	if err == nil {
+	if err == nil && !p.staged {
 		return nil
 	}
 	// Report the first failure of each NIC: the requests after it fail
 	// because of it (no port settings without a master, and so on).
 	var errs []error
-	for _, s := range spans {
+	for k, s := range spans {
+		if s.fdbGet >= 0 && res[s.fdbGet] == nil {
+			if err := stagedConflict(&fdbs[k], p.nics[s.nic].index); err != nil {
+				errs = append(errs, fmt.Errorf("config vm %s nic %d: %w", p.vmID, s.nic, err))
+				continue
+			}
+		}
 		for i, e := range res[s.first : s.first+s.n] {
-			if e == nil {
+			if e == nil || s.first+i == s.fdbGet && errors.Is(e, unix.ENOENT) {
 				continue
 			}
 			if s.first+i == s.fdbNew && errors.Is(e, unix.EEXIST) {

@@ -52,6 +52,13 @@
 // value (the kernel then marks it user-set and stops recomputing it). This
 // changes the bridge device: New documents it and does it only once.
 //
+// # Live migration
+//
+// Stage makes a migration destination's NICs without their FDB entries and
+// with blocked ports, so that EVPN keeps the guest on the source; Activate
+// makes them forward at the switchover (see their docs, and the README's
+// "Many hosts").
+//
 // # Concurrency
 //
 // A Bridge is safe for concurrent use. Config and Delete of different VMs

@@ -222,7 +222,7 @@ func TestIntegrationInspect(t *testing.T) {
 		want := types.LinkState{
 			NIC: i, NICs: 3, Index: links[rec.Tap].Index, Master: testBridge, Up: true, MultiQueue: true, Hypervisor: config.CloudHypervisor,
 			AttachedQueues: numQueues(t, links[rec.Tap]), Deleting: i == 2, Created: st.Created,
-			Guard: "l2", Bound: []string{},
+			Guard: "l2", Bound: []string{}, FDB: true,
 		}
 		if !reflect.DeepEqual(*st, want) {
 			t.Errorf("Inspect(%s) link %d = %+v, want %+v", vm, i, *st, want)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 
@@ -63,6 +64,11 @@ func (b *Bridge) VerifyProfile(ctx context.Context, vmID, hypervisor string) err
 		return fmt.Errorf("verify vm %s: %w", vmID, err)
 	}
 	diffs = append(diffs, guardDiffs(nics, progs, br.Index, b.group)...)
+	fdbDiffs, err := b.verifyFDB(ctx, nics, br)
+	if err != nil {
+		return fmt.Errorf("verify vm %s: %w", vmID, err)
+	}
+	diffs = append(diffs, fdbDiffs...)
 	if len(diffs) == 0 {
 		return nil
 	}
@@ -167,7 +173,21 @@ func (b *Bridge) readGuards(ctx context.Context, inv *inventory, links []*rtnl.L
 			batch.GetClsact(l.Index, &qds[i])
 		}
 	}
+	// Each port's entry for its guest MAC; -1 for a TAP off any bridge.
+	fdbs := make([]rtnl.FDBEntry, len(links))
+	fdbAt := make([]int, len(links))
+	for i, l := range links {
+		var tag owner.Tag
+		fdbAt[i] = -1
+		if l.Master != 0 && owner.ParseTag(l.Alias, &tag) {
+			fdbAt[i] = batch.Len()
+			batch.GetFDBEntry(l.Index, net.HardwareAddr(tag.MAC[:]), &fdbs[i])
+		}
+	}
 	res, _ := b.conn.Exec(ctx, &batch) // per-request results below
+	for i, l := range links {
+		inv.fdb[l.Index] = fdbAt[i] >= 0 && res[fdbAt[i]] == nil && fdbs[i].Port == l.Index
+	}
 	per := 1
 	if !dump {
 		per = 2
@@ -204,9 +224,50 @@ func (b *Bridge) readGuards(ctx context.Context, inv *inventory, links []*rtnl.L
 // maps to its name (other masters are shown by ifindex).
 func (b *Bridge) inventory(ctx context.Context) *inventory {
 	inv := &inventory{ownership: b.ownership, bridgeDev: b.bridgeDev, netnsPath: b.conf.NetnsPath,
-		masters: map[uint32]string{}, guards: map[uint32]*guard.Policy{}, drops: map[uint32]uint64{}}
+		masters: map[uint32]string{}, guards: map[uint32]*guard.Policy{}, drops: map[uint32]uint64{},
+		fdb: map[uint32]bool{}}
 	if br, err := getLink(ctx, b.conn, b.bridgeDev); err == nil {
 		inv.masters[br.Index] = br.Name
 	}
 	return inv
+}
+
+// verifyFDB reads, in one batch, the bridge's entry for each NIC's guest
+// MAC (NICs that are ports of br and not being deleted) and lists the
+// differences fdbDiff finds.
+func (b *Bridge) verifyFDB(ctx context.Context, nics []found, br *rtnl.Link) ([]string, error) {
+	var batch rtnl.Batch
+	es := make([]rtnl.FDBEntry, len(nics))
+	at := make([]int, len(nics))
+	for i := range nics {
+		at[i] = -1
+		if l := &nics[i].link; l.Master == br.Index && l.Group != b.group {
+			at[i] = batch.Len()
+			batch.GetFDBEntry(l.Index, net.HardwareAddr(nics[i].tag.MAC[:]), &es[i])
+		}
+	}
+	if batch.Len() == 0 {
+		return nil, nil
+	}
+	res, _ := b.conn.Exec(ctx, &batch) // per-request results below
+	var diffs []string
+	for i := range nics {
+		if at[i] < 0 {
+			continue
+		}
+		var e *rtnl.FDBEntry
+		switch err := res[at[i]]; {
+		case err == nil:
+			e = &es[i]
+		case errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.ENODEV):
+			continue // gone since the lookup
+		default:
+			return nil, err
+		}
+		if d := fdbDiff(e, &nics[i].link, nics[i].nic, nics[i].tag.Staged); d != "" {
+			diffs = append(diffs, d)
+		}
+	}
+	return diffs, nil
 }

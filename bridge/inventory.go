@@ -25,6 +25,9 @@ type inventory struct {
 	// filter, the guard is off) and the drop counter of the TAP's clsact.
 	guards map[uint32]*guard.Policy
 	drops  map[uint32]uint64
+	// fdb holds, by ifindex, whether the bridge's entry for the TAP's
+	// guest MAC points to it.
+	fdb map[uint32]bool
 }
 
 // addNIC adds TAP l with tag t to n, keeping NICs in NIC order. l and t
@@ -60,6 +63,8 @@ func (inv *inventory) addNIC(n *types.Network, l *rtnl.Link, t *owner.Tag) {
 		Guard:          string(guard.ModeOff),
 		Bound:          boundStrings(gp),
 		GuardDrops:     inv.drops[l.Index],
+		FDB:            inv.fdb[l.Index],
+		Staged:         t.Staged,
 	}
 	if gp != nil {
 		st.Guard = string(gp.Mode)

@@ -49,6 +49,7 @@ type vmPlan struct {
 	mq        bool
 	handoff   bool
 	mode      guard.Mode // the NICs' guard mode, never empty
+	staged    bool       // Stage: no FDB entry, port blocked, tag marked
 	bridge    rtnl.Link
 }
 
@@ -244,6 +245,7 @@ func (p *vmPlan) tag(inst owner.Instance, hypervisor string, n *nicPlan) owner.T
 	t := owner.Tag{
 		Instance: inst, VMID: p.vmID, NIC: n.nic, NICs: len(p.nics), MAC: n.mac,
 		Queues: p.queues, QueueSize: p.queueSize, Hypervisor: hypervisor, Created: n.created,
+		Staged: p.staged,
 	}
 	if p.mode != guard.ModeL2 {
 		t.Guard = string(p.mode)

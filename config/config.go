@@ -91,6 +91,17 @@ type Config struct {
 	// that Config pinned in the FDB may send.
 	Locked bool
 
+	// Sticky makes every guest MAC's static FDB entry sticky (NTF_STICKY):
+	// the bridge never moves it to another port, and with BGP EVPN (FRR)
+	// every host treats it as a sticky MAC that a MAC from another host
+	// cannot take over (it blocks MAC hijacking across hosts). The cost is
+	// for live migration: the destination's Activate cannot take the MAC
+	// over, so the source must Delete its NIC (withdrawing the route)
+	// before the destination activates, which adds the withdrawal time to
+	// the switchover gap. False (the default) makes ordinary static
+	// entries.
+	Sticky bool
+
 	// GCGrace is how young a TAP the garbage collector leaves alone, so
 	// that it never reclaims the TAP of a VM whose creation is still in
 	// flight. Zero means DefaultGCGrace; negative means no grace, and then

@@ -21,6 +21,20 @@
 // in the chain carries the kernel's extended-ack message when there is one.
 // Deletes treat "already gone" as success.
 //
+// # Forwarding database
+//
+// [Conn.AddFDB] pins a guest MAC to its port with a static entry
+// (NUD_NOARP: forwarded to the port, never aged, and what FRR's zebra
+// advertises for EVPN; NUD_PERMANENT would make the MAC local to the
+// bridge). [FDBOptions] adds Sticky (NTF_STICKY), Exclusive (EEXIST
+// instead of a take-over) and Use (NTF_USE: learn the MAC on the port as
+// the data path would, the only way to take over a control plane's
+// extern_learn entry without keeping its mark). [Conn.DelFDBSelf]
+// deletes a device's own entry (a vxlan device's remote VTEP for a MAC)
+// and reports ENOENT; [Conn.DelFDB] treats a missing entry as done.
+// [Conn.FDBEntry] reads one entry and [Conn.FDB] dumps, filtered by the
+// kernel by bridge or port.
+//
 // # Network namespaces
 //
 // [Config.NetNS] picks the namespace once, at [Dial]; every request on the

@@ -52,3 +52,13 @@ func DecodeQdiscInto(q *Qdisc, b []byte) error { return q.decode(b) }
 func DecodeBPFInto(prog *[]SockFilter, b []byte) error {
 	return (*bpfAnswer)(prog).decode(0x2c /* RTM_NEWTFILTER */, b)
 }
+
+// UnmarshalFDBEntry decodes an AF_BRIDGE RTM_NEWNEIGH payload as FDB and
+// FDBEntry do.
+func UnmarshalFDBEntry(b []byte) (*FDBEntry, error) {
+	e := new(FDBEntry)
+	if err := e.decode(b); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

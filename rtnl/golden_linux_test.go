@@ -45,6 +45,9 @@ func requestBytes(t *testing.T, add func(b *rtnl.Batch)) (netlink.Header, []byte
 		switch req[0].Header.Type {
 		case unix.RTM_GETLINK:
 			return []netlink.Message{linkAnswer(req[0], tapPayload(t))}, nil
+		case unix.RTM_GETNEIGH:
+			e := rtnl.FDBEntry{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Port: 7, Master: 3, State: rtnl.FDBStatic}
+			return []netlink.Message{answerOf(req[0], unix.RTM_NEWNEIGH, fdbPayload(t, &e))}, nil
 		case unix.RTM_GETTFILTER:
 			return []netlink.Message{errAnswer(req[0], unix.ENOENT)}, nil
 		case unix.RTM_GETQDISC:
@@ -204,6 +207,42 @@ func TestGoldenRequests(t *testing.T) {
 			add:  func(b *rtnl.Batch) { b.DelFDB(7, net.HardwareAddr{2, 0, 0, 0, 0, 1}) },
 			want: `
 				07 00 0000  07000000  4000 04 00 ` +
+				`0a00 0200  02 00 00 00 00 01 0000`,
+		},
+		{
+			name: "AddFDBWith Sticky",
+			add: func(b *rtnl.Batch) {
+				b.AddFDBWith(7, net.HardwareAddr{2, 0, 0, 0, 0, 1}, &rtnl.FDBOptions{Sticky: true})
+			},
+			want: `
+				07 00 0000  07000000 ` +
+				`4000 44 00 ` + // NUD_NOARP, NTF_MASTER|NTF_STICKY (0x40)
+				`0a00 0200  02 00 00 00 00 01 0000`,
+		},
+		{
+			name: "AddFDBWith Use",
+			add: func(b *rtnl.Batch) {
+				b.AddFDBWith(7, net.HardwareAddr{2, 0, 0, 0, 0, 1}, &rtnl.FDBOptions{Use: true})
+			},
+			want: `
+				07 00 0000  07000000 ` +
+				`0200 05 00 ` + // NUD_REACHABLE (2), NTF_MASTER|NTF_USE (1)
+				`0a00 0200  02 00 00 00 00 01 0000`,
+		},
+		{
+			name: "DelFDBSelf",
+			add:  func(b *rtnl.Batch) { b.DelFDBSelf(9, net.HardwareAddr{2, 0, 0, 0, 0, 1}) },
+			want: `
+				07 00 0000  09000000 ` +
+				`0000 02 00 ` + // no state, NTF_SELF (2)
+				`0a00 0200  02 00 00 00 00 01 0000`,
+		},
+		{
+			name: "GetFDBEntry",
+			add:  func(b *rtnl.Batch) { b.GetFDBEntry(7, net.HardwareAddr{2, 0, 0, 0, 0, 1}, new(rtnl.FDBEntry)) },
+			want: `
+				07 00 0000  07000000 ` +
+				`0000 04 00 ` + // state 0, NTF_MASTER (valid_fdb_get_strict)
 				`0a00 0200  02 00 00 00 00 01 0000`,
 		},
 		{

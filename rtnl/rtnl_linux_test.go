@@ -1077,6 +1077,14 @@ func TestEncodingErrors(t *testing.T) {
 		{"AddFDB MAC of 5 bytes", func(b *rtnl.Batch) { b.AddFDB(7, net.HardwareAddr{2, 0, 0, 0, 1}) }, nil},
 		{"AddFDB MAC of 8 bytes", func(b *rtnl.Batch) { b.AddFDB(7, make(net.HardwareAddr, 8)) }, nil},
 		{"DelFDB nil MAC", func(b *rtnl.Batch) { b.DelFDB(7, nil) }, nil},
+		{"DelFDBSelf index 0", func(b *rtnl.Batch) { b.DelFDBSelf(0, net.HardwareAddr{2, 0, 0, 0, 0, 1}) }, nil},
+		{"AddFDBWith Use and Sticky", func(b *rtnl.Batch) {
+			b.AddFDBWith(7, net.HardwareAddr{2, 0, 0, 0, 0, 1}, &rtnl.FDBOptions{Use: true, Sticky: true})
+		}, nil},
+		{"AddFDBWith Use and Exclusive", func(b *rtnl.Batch) {
+			b.AddFDBWith(7, net.HardwareAddr{2, 0, 0, 0, 0, 1}, &rtnl.FDBOptions{Use: true, Exclusive: true})
+		}, nil},
+		{"GetFDBEntry MAC of 5 bytes", func(b *rtnl.Batch) { b.GetFDBEntry(7, net.HardwareAddr{2, 0, 0, 0, 1}, new(rtnl.FDBEntry)) }, nil},
 		{"SetNoQueue index 0", func(b *rtnl.Batch) { b.SetNoQueue(0) }, nil},
 	}
 	for _, tt := range tests {

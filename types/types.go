@@ -85,4 +85,12 @@ type LinkState struct {
 	// GuardDrops counts the frames the guard dropped on the NIC since its
 	// filter was installed.
 	GuardDrops uint64 `json:"guard_drops"`
+
+	// FDB reports whether the bridge's forwarding entry for the guest
+	// MAC points to this TAP (for an active NIC a static one: Verify
+	// fails without it).
+	FDB bool `json:"fdb"`
+	// Staged marks a NIC made by Stage and not yet activated: it has no
+	// FDB entry and forwards nothing.
+	Staged bool `json:"staged,omitempty"`
 }

@@ -149,6 +149,7 @@ firecracker which never does).`)
 	asJSON := f.Bool("json", false, "print a JSON array of NetworkConfig objects")
 	printVMM := f.String("print", "", printFlagUsage)
 	guardMode := f.String("guard", "", guardFlagUsage)
+	staged := f.Bool("staged", false, "stage the NICs for a live migration's destination: made and guarded, but no FDB entry and not forwarding until 'tapbridge activate'")
 	inst := addInstanceFlags(f)
 	if done, code := f.parse(e, args); done {
 		return code
@@ -190,7 +191,11 @@ firecracker which never does).`)
 		if err != nil {
 			return err
 		}
-		recs, err := b.Config(ctx, *vm, *nics, vmCfg, existing...)
+		configure := b.Config
+		if *staged {
+			configure = b.Stage
+		}
+		recs, err := configure(ctx, *vm, *nics, vmCfg, existing...)
 		if cerr := b.Close(); err == nil {
 			err = cerr
 		}
@@ -209,6 +214,39 @@ firecracker which never does).`)
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\n", i, r.Tap, r.Mac, r.NumQueues, r.QueueSize, r.BridgeDev)
 		}
 		return tw.Flush()
+	}())
+}
+
+func runActivate(ctx context.Context, e *env, args []string) int {
+	f := newFlags("activate", "activate --vm ID [--bridge BR] [flags]",
+		`Make the staged NICs of VM ID (made by 'tapbridge up --staged') forward: take
+the guest MAC over on the TAP, pin its static FDB entry (EVPN then moves the
+MAC to this host), drop the vxlan ports' own entries for it and open the port.
+Run it when the VMM resumes the migrated guest; the VMM must hold the TAPs
+open. Idempotent: an active VM is only repaired. It prints nothing on success.`)
+	dev := f.String("bridge", "", "the bridge `BR` (default: the recorded one)")
+	vm := f.String("vm", "", "the VM `ID` (required)")
+	inst := addInstanceFlags(f)
+	if done, code := f.parse(e, args); done {
+		return code
+	}
+	return f.finish(e, func() error {
+		if err := validVMID("vm", *vm); err != nil {
+			return err
+		}
+		in, err := inst.load(f)
+		if err != nil {
+			return err
+		}
+		b, err := openBridge(in, *dev)
+		if err != nil {
+			return err
+		}
+		err = b.Activate(ctx, *vm)
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+		return err
 	}())
 }
 

@@ -9,7 +9,8 @@
 //	tapbridge up --bridge BR --vm ID [--nics N] [--cpus C] [--queue-size Q]
 //	    [--hypervisor cloud-hypervisor|firecracker|qemu] [--mac MAC ...]
 //	    [--gc-grace DURATION] [--netns NAME|PATH] [--root DIR] [--json]
-//	    [--print cloud-hypervisor|firecracker|qemu|libvirt] [--guard l2|strict|off]
+//	    [--print cloud-hypervisor|firecracker|qemu|libvirt] [--guard l2|strict|off] [--staged]
+//	tapbridge activate --vm ID [--bridge BR] [--netns NAME|PATH] [--root DIR]
 //	tapbridge down --vm ID [--vm ID ...] [--netns NAME|PATH] [--root DIR]
 //	tapbridge ls [--bridge BR] [--netns NAME|PATH] [--root DIR] [--json]
 //	tapbridge verify --vm ID [--bridge BR] [--hypervisor H] [--netns NAME|PATH] [--root DIR]
@@ -56,6 +57,15 @@
 // its bound addresses once it has some); strict also limits an unbound NIC
 // to DHCP, ARP probes and link-local IPv6; off installs no filter, for
 // guests that use several MACs, and is unsafe for untrusted guests.
+//
+// up --staged (bridge.Stage) makes the NICs of a live migration's
+// destination: made, enslaved and guarded, but with no FDB entry for the
+// guest MAC and the port locked with all flooding off, so that nothing is
+// forwarded and EVPN still places the guest on the source. activate
+// (bridge.Activate) makes them forward at the switchover (when the VMM
+// resumes the guest; it must hold the TAPs open): it takes the MAC over,
+// pins its static entry, removes the vxlan ports' own entries for it and
+// opens the port. activate is idempotent and prints nothing.
 //
 // down deletes every TAP of the VMs (whatever their NIC count) that carries
 // this instance's tag. A VM without TAPs is not an error. It prints nothing.

@@ -48,6 +48,7 @@ type command struct {
 // commands lists the subcommands in the order the usage shows them.
 var commands = []command{
 	{"up", "create (or check and repair) a VM's TAPs on a bridge", runUp},
+	{"activate", "make a VM's staged NICs forward (live migration switchover)", runActivate},
 	{"down", "delete VMs' TAPs (no bridge needed)", runDown},
 	{"ls", "list the VMs' TAPs and their state", runLs},
 	{"verify", "check that a VM's TAPs are intact", runVerify},

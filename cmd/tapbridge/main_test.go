@@ -99,6 +99,8 @@ func TestUsageErrors(t *testing.T) {
 		{"positional", []string{"version", "extra"}, `unexpected argument "extra"`},
 		{"up without bridge", []string{"up", "--vm", "vm-1", "--root", root}, "--bridge is required"},
 		{"up without vm", []string{"up", "--bridge", "br0", "--root", root}, "--vm is required"},
+		{"activate without vm", []string{"activate", "--root", root}, "--vm is required"},
+		{"activate bad vm", []string{"activate", "--vm", "vm/1", "--root", root}, "invalid VM ID"},
 		{"up bad vm", []string{"up", "--bridge", "br0", "--vm", "vm/1", "--root", root}, "invalid VM ID"},
 		{"up long vm", []string{"up", "--bridge", "br0", "--vm", strings.Repeat("a", 65), "--root", root}, "invalid VM ID"},
 		{"up bad bridge name", []string{"up", "--bridge", "br%d", "--vm", "vm-1", "--root", root}, `bridge device: invalid interface name "br%d"`},

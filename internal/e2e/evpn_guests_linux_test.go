@@ -23,7 +23,7 @@ const (
 	peerIP      = "10.99.0.10"
 	moverMAC    = "0a:99:00:00:00:14"
 	moverIP     = "10.99.0.20"
-	stagedMAC   = "0a:99:00:00:00:fe" // the placeholder the staging emulation makes its TAP with
+	stagedMAC   = "0a:99:00:00:00:fe" // the placeholder the control makes its TAP with
 	migratePort = "4444"
 )
 
@@ -130,7 +130,7 @@ func testReach(t *testing.T, rep *report, drv cli, g *guest, accel string, a, b 
 	}
 }
 
-// Port flags the staging emulation turns off, and activation restores:
+// Port flags Stage turns off, and Activate restores:
 // with the port locked and nothing in the FDB for it, nothing the TAP
 // sends is forwarded, and with flooding off nothing reaches it; the
 // bridge keeps this when QEMU's open brings the carrier up (unlike a
@@ -164,13 +164,6 @@ func bridgeBatch(t testing.TB, h *evpnHost, cmds ...string) {
 	testutil.Run(t, h.ns, "bridge", "-batch", f)
 }
 
-func onOff(b bool) string {
-	if b {
-		return "on"
-	}
-	return "off"
-}
-
 // migration is what one migration run measured.
 type migration struct {
 	staged                     bool
@@ -187,9 +180,10 @@ type migration struct {
 // the migration starts, as a control plane must (QEMU -incoming opens its
 // TAP at start). staged=false is the control: the destination TAP carries
 // the guest MAC's static FDB entry from the start, as `tapbridge up` makes
-// it. staged=true emulates the proposed Stage/Activate with iproute2: the
-// TAP is made without the entry and blocked, and activated when QEMU on b
-// resumes the guest.
+// it (emulated with iproute2: tapbridge up refuses the MAC, which b has as
+// a remote entry). staged=true uses the library's Stage/Activate through
+// the CLI: `tapbridge up --staged` makes the TAP without the entry and
+// blocked, and `tapbridge activate` runs when QEMU on b resumes the guest.
 func testMigrate(t *testing.T, rep *report, drv cli, g *guest, accel string, a, b *evpnHost, staged bool) migration {
 	mg := migration{staged: staged}
 	startDHCP(t, rep, a, peerMAC+","+peerIP, moverMAC+","+moverIP)
@@ -221,16 +215,23 @@ func testMigrate(t *testing.T, rep *report, drv cli, g *guest, accel string, a, 
 
 	// The destination NIC, before QEMU -incoming opens it.
 	mg.destMade = time.Now()
-	nD, err := drv.upOn(t.Context(), b, "mig-vm", 1, stagedMAC)
+	var nD []nic
+	if staged {
+		// Stage: the library's Stage (tapbridge up --staged), with the
+		// guest's own MAC: no FDB entry, port blocked.
+		nD, err = drv.upOn(t.Context(), b, "mig-vm", 1, "--staged", moverMAC)
+	} else {
+		nD, err = drv.upOn(t.Context(), b, "mig-vm", 1, stagedMAC)
+	}
 	if err != nil {
 		rep.fatalf(t, "host b: %v", err)
 	}
 	tapB := nD[0].Tap
 	orig := portFlags(t, b, tapB)
 	if staged {
-		// Stage: no FDB entry, port blocked.
-		bridgeBatch(t, b, "fdb del "+stagedMAC+" dev "+tapB+" master",
-			"link set dev "+tapB+" locked on flood off mcast_flood off bcast_flood off")
+		if f := orig; !f["locked"] || f["flood"] || f["mcast_flood"] || f["bcast_flood"] {
+			rep.errorf(t, "host b: staged port %s flags %v, want locked, no flooding", tapB, f)
+		}
 	} else {
 		// Control: the guest MAC's static entry from the start (replace:
 		// b has the MAC as host a's remote entry, so an exclusive add,
@@ -272,14 +273,15 @@ func testMigrate(t *testing.T, rep *report, drv cli, g *guest, accel string, a, 
 	if staged {
 		// Activate: take over host a's remote entry (EVPN then moves the
 		// MAC with a higher sequence number), then the port opens.
-		cmds := activation(tapB, moverMAC)
-		var fl []string
-		for _, f := range stagedFlags {
-			fl = append(fl, f+" "+onOff(orig[f]))
+		// The library's Activate (tapbridge activate).
+		if _, err := drv.run(t.Context(), "activate", "--vm", "mig-vm", "--bridge", bridgeName,
+			"--netns", b.nsPath, "--root", b.root); err != nil {
+			rep.fatalf(t, "host b: tapbridge activate: %v", err)
 		}
-		cmds = append(cmds, "link set dev "+tapB+" "+strings.Join(fl, " "))
-		bridgeBatch(t, b, cmds...)
 		mg.resumeToActivate = time.Since(ev.at)
+		if f := portFlags(t, b, tapB); !f["locked"] || f["flood"] || !f["mcast_flood"] || !f["bcast_flood"] {
+			rep.errorf(t, "host b: activated port %s flags %v, want the guard's (locked, no unicast flood, mcast/bcast flood)", tapB, f)
+		}
 	}
 	// The source: wait for completion, stop its QEMU, delete its NIC.
 	var mi migrationInfo
@@ -326,30 +328,6 @@ func testMigrate(t *testing.T, rep *report, drv cli, g *guest, accel string, a, 
 			h.vtysh(t, "show evpn mac vni "+vni+" mac "+moverMAC), h.vtysh(t, "show evpn mac vni "+vni+" duplicate"))
 	}
 	return mg
-}
-
-// activation is the staging emulation's activate step for mac on port
-// tap, as `bridge -batch` lines (before the port flags go back):
-//
-//  1. "use" moves the bridge entry zebra installed for the remote MAC
-//     (extern_learn, on the VXLAN port) to the TAP through the bridge's
-//     learning path, which is the one that clears extern_learn
-//     (net/bridge/br_fdb.c br_fdb_update: "Take over HW learned entry");
-//     a replace would move it but keep extern_learn, leaving a local entry
-//     that looks remote. zebra sees a local MAC that was remote and
-//     advertises it with the next sequence number.
-//  2. replace ... static makes it the static (NUD_NOARP) entry Config
-//     makes, never ageing.
-//  3. The VXLAN device's own entry for the MAC (self, dst = the old
-//     VTEP), which zebra installed with the bridge entry, is deleted:
-//     zebra leaves it behind when a remote MAC turns local and ignores
-//     its deletion (zebra/rt_netlink.c netlink_macfdb_change: dst_present).
-func activation(tap, mac string) []string {
-	return []string{
-		"fdb replace " + mac + " dev " + tap + " master use",
-		"fdb replace " + mac + " dev " + tap + " master static",
-		"fdb del " + mac + " dev " + vxlanDev + " self",
-	}
 }
 
 // waitReplies waits until the guest's console shows n ping replies.

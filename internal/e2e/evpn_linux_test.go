@@ -32,8 +32,8 @@ var learnRuns = flag.Int("e2e.evpn-runs", 10, "learn/withdraw runs whose medians
 //     b's TAP has the guest MAC's static entry from the start (what
 //     Config does today): logged, not asserted; it black-holes.
 //   - migrate-staged: the same with the destination NIC staged (no entry,
-//     blocked) and activated when QEMU on b resumes the guest, emulated
-//     with iproute2 until the library has Stage/Activate. It must end with
+//     blocked: `tapbridge up --staged`, the library's Stage) and activated
+//     when QEMU on b resumes the guest (`tapbridge activate`). It must end with
 //     the pings back and no stale or duplicate entry on either host.
 func TestE2EEVPN(t *testing.T) {
 	if !*e2eFlag {
@@ -115,6 +115,10 @@ func (c cli) upOn(ctx context.Context, h *evpnHost, vm string, cpus int, macs ..
 	args := []string{"up", "--bridge", bridgeName, "--vm", vm, "--hypervisor", "qemu",
 		"--cpus", strconv.Itoa(cpus), "--netns", h.nsPath, "--root", h.root, "--json"}
 	for _, m := range macs {
+		if strings.HasPrefix(m, "--") {
+			args = append(args, m) // a flag such as --staged
+			continue
+		}
 		args = append(args, "--mac", m)
 	}
 	out, err := c.run(ctx, args...)
