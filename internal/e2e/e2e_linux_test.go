@@ -63,11 +63,10 @@ var e2eCases = []e2eCase{
 	{name: "multi-queue", vm: "e2e-mq", cpus: 2, multi: true},
 }
 
-// TestE2E boots a real guest over a TAP that tapbridge made, once with a
-// single-queue TAP and once with a multi-queue one, and checks that it got
-// a DHCP lease from dnsmasq on the bridge and reached the gateway. Its last
-// line is "E2E: PASS" or "E2E: FAIL <reason>".
-func TestE2E(t *testing.T) {
+// beginE2E skips t unless -e2e is given, checks the host has what every
+// e2e test needs, and returns the report whose final line t prints.
+func beginE2E(t *testing.T) *report {
+	t.Helper()
 	if !*e2eFlag {
 		t.Skip("end-to-end test: run with -e2e (make e2e), as root")
 	}
@@ -75,6 +74,15 @@ func TestE2E(t *testing.T) {
 	rep := &report{stage: "preflight"}
 	t.Cleanup(func() { rep.final(t, time.Since(start)) })
 	requireHost(t, rep)
+	return rep
+}
+
+// TestE2E boots a real guest over a TAP that tapbridge made, once with a
+// single-queue TAP and once with a multi-queue one, and checks that it got
+// a DHCP lease from dnsmasq on the bridge and reached the gateway. Its last
+// line is "E2E: PASS" or "E2E: FAIL <reason>".
+func TestE2E(t *testing.T) {
+	rep := beginE2E(t)
 
 	dir := t.TempDir()
 	rep.stage = "build tapbridge"

@@ -36,13 +36,7 @@ var learnRuns = flag.Int("e2e.evpn-runs", 10, "learn/withdraw runs whose medians
 //     when QEMU on b resumes the guest (`tapbridge activate`). It must end with
 //     the pings back and no stale or duplicate entry on either host.
 func TestE2EEVPN(t *testing.T) {
-	if !*e2eFlag {
-		t.Skip("end-to-end test: run with -e2e (make e2e), as root")
-	}
-	start := time.Now()
-	rep := &report{stage: "preflight"}
-	t.Cleanup(func() { rep.final(t, time.Since(start)) })
-	requireHost(t, rep)
+	rep := beginE2E(t)
 	requireFRR(t, rep)
 
 	dir := t.TempDir()

@@ -28,13 +28,7 @@ const movedIP = "10.99.0.200"
 // default mode (l2) and in strict, where the lease itself comes while the
 // NIC is still unbound.
 func TestE2EGuard(t *testing.T) {
-	if !*e2eFlag {
-		t.Skip("end-to-end test: run with -e2e (make e2e), as root")
-	}
-	start := time.Now()
-	rep := &report{stage: "preflight"}
-	t.Cleanup(func() { rep.final(t, time.Since(start)) })
-	requireHost(t, rep)
+	rep := beginE2E(t)
 	dir := t.TempDir()
 	rep.stage = "build tapbridge"
 	drv := buildCLI(t, rep, dir)

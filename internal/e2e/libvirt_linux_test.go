@@ -56,13 +56,7 @@ var libvirtCases = []e2eCase{
 // (EINVAL); after virsh destroy the TAP, its port and FDB entry stay, and
 // tapbridge down removes them.
 func TestE2ELibvirt(t *testing.T) {
-	if !*e2eFlag {
-		t.Skip("end-to-end test: run with -e2e (make e2e), as root")
-	}
-	start := time.Now()
-	rep := &report{stage: "preflight"}
-	t.Cleanup(func() { rep.final(t, time.Since(start)) })
-	requireHost(t, rep)
+	rep := beginE2E(t)
 	for _, p := range []string{libvirtdBin, "/usr/bin/" + virshBin} {
 		if _, err := os.Stat(p); err != nil {
 			rep.fatalf(t, "missing %s (make deps installs libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients)", p)
